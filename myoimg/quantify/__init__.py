@@ -1,0 +1,1 @@
+"""Quantification: PET SUV conversion, MRI oedema and PET uptake statistics per muscle."""

@@ -1,0 +1,1 @@
+"""PDF report built from results.json and the saved volumes."""

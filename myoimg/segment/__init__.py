@@ -1,0 +1,1 @@
+"""Segmentation of the thigh muscles: automatic, imported masks, and label propagation."""
