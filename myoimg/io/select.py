@@ -1,0 +1,179 @@
+"""Pick the series for a role ("t2fs", "pet", "ct") and print the series table."""
+
+from __future__ import annotations
+
+import re
+
+from myoimg.errors import SeriesSelectionError
+from myoimg.io.scan import ScanResult, SeriesInfo
+
+__all__ = ["ROLES", "guess_role", "is_fat_suppressed", "select_series", "format_series_table"]
+
+ROLES = ("t2fs", "pet", "ct")
+
+# Fat suppression named in SeriesDescription/ProtocolName (lower case). "fs" only as a
+# separate token ("t2_tse_fs", "T2 FS", "t2fs"), not inside words ("fsl", "offset").
+_FS_TEXT = re.compile(
+    r"stir|tirm|spair|spir|fat[\s_\-]*sat|fat[\s_\-]*supp|fatsup|(?<![a-z])fs(?![a-z])"
+)
+_T1_TEXT = re.compile(r"(?<![a-z0-9])t1(?![0-9])")
+_T2_TEXT = re.compile(r"(?<![a-z0-9])t2(?![0-9])|stir|tirm")
+
+
+def is_fat_suppressed(info: SeriesInfo) -> bool:
+    """True if any header says the series is fat suppressed or inversion-recovery.
+
+    Evidence used (any one suffices): STIR/TIRM/SPAIR/SPIR/FS/fat sat in the series
+    description or protocol name; ScanningSequence IR; ScanOptions FS, SFS or IR;
+    SequenceName containing "tir" or "stir" (Siemens "*tir2d1_...").
+    """
+    text = f"{info.description} {info.protocol}".lower()
+    if _FS_TEXT.search(text):
+        return True
+    if "IR" in info.scanning_sequence:
+        return True
+    if {"FS", "SFS", "IR"} & set(info.scan_options):
+        return True
+    seq = info.sequence_name.lower()
+    return "tir" in seq or "stir" in seq
+
+
+def guess_role(info: SeriesInfo) -> str | None:
+    """Role of a series: "t2fs", "pet", "ct" or None.
+
+    Localizers (ImageType LOCALIZER, 1-3 images, or not axial) never get a role.
+    An MR series is "t2fs" when it is fat suppressed (:func:`is_fat_suppressed`)
+    and not labelled T1 only (post-contrast T1 FS is not a T2-FS series).
+    """
+    if info.is_localizer:
+        return None
+    if info.modality == "PT":
+        return "pet"
+    if info.modality == "CT":
+        return "ct"
+    if info.modality == "MR" and is_fat_suppressed(info):
+        text = f"{info.description} {info.protocol}".lower()
+        if _T1_TEXT.search(text) and not _T2_TEXT.search(text):
+            return None
+        return "t2fs"
+    return None
+
+
+def _candidates_text(series: list[SeriesInfo]) -> str:
+    if not series:
+        return "  (none)"
+    return "\n".join(
+        f"  {s.index:>3}  {s.modality:<2} {s.plane:<8} n={s.n_slices:<4} "
+        f"{s.description or '-'}  {s.series_uid}" + (f" stack {s.stack}" if s.stack else "")
+        for s in series
+    )
+
+
+def select_series(
+    result: ScanResult, role: str | None, series: str | int | None = None
+) -> SeriesInfo:
+    """The one series of ``result`` for ``role``, or the one named by ``series``.
+
+    Parameters
+    ----------
+    result : ScanResult
+        From :func:`myoimg.io.scan`.
+    role : {"t2fs", "pet", "ct"} or None
+        Wanted role (see :func:`guess_role`). None accepts any non-localizer series
+        (or the only series of the folder).
+    series : str or int, optional
+        Override: the 1-based index of the series table, or a SeriesInstanceUID
+        (or a unique prefix of one).
+
+    Raises
+    ------
+    SeriesSelectionError
+        No match or several matches; the message lists the candidates.
+    """
+    if role is not None and role not in ROLES:
+        raise SeriesSelectionError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+    hint = "choose with --series UID or --series N (N = index in `myoimg inspect`)"
+    if series is not None:
+        key = str(series).strip()
+        if key.isdigit():
+            matches = [s for s in result.series if s.index == int(key)]
+            what = f"index {key}"
+        else:
+            matches = [s for s in result.series if s.series_uid == key]
+            if not matches:
+                matches = [s for s in result.series if s.series_uid.startswith(key)]
+            what = f"UID {key}"
+        if len(matches) == 1:
+            return matches[0]
+        reason = "no series matches" if not matches else "several series/stacks match"
+        listed = matches or result.series
+        raise SeriesSelectionError(
+            f"{reason} {what} in {result.folder}; {hint}. Candidates:\n{_candidates_text(listed)}"
+        )
+    if role is None:
+        matches = [s for s in result.series if not s.is_localizer]
+        if not matches and len(result.series) == 1:
+            matches = list(result.series)  # the folder's only series, whatever its plane
+    else:
+        matches = [s for s in result.series if guess_role(s) == role]
+    if len(matches) == 1:
+        return matches[0]
+    label = f"role {role!r}" if role else "a volume"
+    if not matches:
+        raise SeriesSelectionError(
+            f"no series for {label} in {result.folder} ({len(result.series)} series found); "
+            f"{hint}. Candidates:\n{_candidates_text(result.series)}"
+        )
+    raise SeriesSelectionError(
+        f"{len(matches)} series match {label} in {result.folder}; {hint}. "
+        f"Candidates:\n{_candidates_text(matches)}"
+    )
+
+
+def _short_uid(uid: str, n: int = 14) -> str:
+    return uid if len(uid) <= n else "..." + uid[-(n - 3) :]
+
+
+def _looks_localizer(s: SeriesInfo) -> bool:
+    return "LOCALIZER" in s.image_type or s.n_slices <= 3
+
+
+def format_series_table(result: ScanResult) -> str:
+    """Plain-text table of the series of a scan, one line per series/stack.
+
+    Columns: index, modality, plane, number of images, matrix (columns x rows),
+    voxel spacing in mm (column x row x slice), series date, description, role guess,
+    shortened SeriesInstanceUID (with /stack when one UID holds several stacks).
+    """
+    header = ("#", "mod", "plane", "n", "matrix", "spacing mm", "date", "description", "role", "uid")
+    rows = []
+    for s in result.series:
+        if s.pixel_spacing:
+            sp = f"{s.pixel_spacing[1]:.2f}x{s.pixel_spacing[0]:.2f}"
+            sp += f"x{s.slice_spacing:.2f}" if s.slice_spacing else "x?"
+        else:
+            sp = "?"
+        uid = _short_uid(s.series_uid) + (f"/{s.stack}" if s.stack else "")
+        desc = s.description or s.protocol or "-"
+        rows.append(
+            (
+                str(s.index),
+                s.modality or "?",
+                s.plane,
+                str(s.n_slices),
+                f"{s.columns}x{s.rows}",
+                sp,
+                s.series_date or s.study_date or "-",
+                desc if len(desc) <= 32 else desc[:31] + "~",
+                guess_role(s) or ("localizer" if _looks_localizer(s) else "-"),
+                uid,
+            )
+        )
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+             for r in [header, *rows]]
+    lines.append(
+        f"{len(result.series)} series in {result.n_files} files "
+        f"({result.n_skipped} non-image/non-DICOM files skipped)"
+    )
+    return "\n".join(lines)
