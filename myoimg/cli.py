@@ -41,7 +41,8 @@ def cmd_suv(args: argparse.Namespace) -> int:
     from myoimg.io import load_image, write_nifti
     from myoimg.quantify.suv import compute_suv
 
-    volume = load_image(args.pet, role="pet", series=args.series)
+    volume = load_image(args.pet, role="pet", series=args.series,
+                        resample_nonuniform=args.resample_nonuniform)
     result = compute_suv(volume, kind=args.type, lbm_formula=args.lbm_formula)
     write_nifti(result.image, args.output)
     print(result.factor.describe())
@@ -139,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    common.add_argument("--resample-nonuniform", action="store_true",
+                        help="resample series with uneven slice spacing or a missing slice onto a "
+                        "uniform grid (with a warning) instead of refusing them")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("inspect", parents=[common], help="list the series in a DICOM folder")

@@ -74,6 +74,7 @@ class PipelineOptions:
     erode_inplane: int = 1
     avid_threshold: str | float | None = None
     suv_type: str = "bw"
+    resample_nonuniform: bool = False
     report: bool = True
     per_muscle: bool = False
     anonymize: bool = False
@@ -114,6 +115,7 @@ class PipelineOptions:
             erode_inplane=0 if args.no_erode else 1,
             avid_threshold=_number_or_text(args.avid_threshold),
             suv_type=args.suv_type,
+            resample_nonuniform=args.resample_nonuniform,
             report=not args.no_report,
             per_muscle=args.per_muscle,
             anonymize=args.anonymize,
@@ -268,9 +270,10 @@ def analyze_visit(
             "and choose with --series")
 
     progress.stage(f"{visit}: loading series")
-    t2 = load_series(t2_info) if t2_info is not None else None
-    pet = load_series(pet_info) if pet_info is not None else None
-    ct = load_series(ct_info) if ct_info is not None else None
+    t2, pet, ct = (
+        load_series(info, resample_nonuniform=options.resample_nonuniform) if info is not None else None
+        for info in (t2_info, pet_info, ct_info)
+    )
     for vol in (t2, pet, ct):
         if vol is not None:
             warnings.extend(vol.warnings)
@@ -608,7 +611,8 @@ def segment_command(args: Any) -> int:
 
     progress = Progress(quiet=args.quiet)
     progress.stage("loading")
-    volume = load_image(args.input, role="t2fs", series=args.series)
+    volume = load_image(args.input, role="t2fs", series=args.series,
+                        resample_nonuniform=args.resample_nonuniform)
     progress.stage("segmenting")
     result = segment_thigh(volume.image, contrast=args.contrast,
                            header=volume.headers[0] if volume.headers else None)
