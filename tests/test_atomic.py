@@ -13,3 +13,14 @@ def test_atomic_write_replaces_only_on_success(tmp_path):
             raise RuntimeError("interrupted")
     assert target.read_text() == "first"
     assert sorted(p.name for p in target.parent.iterdir()) == ["results.json"]
+
+
+def test_atomic_output_gets_umask_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "report.txt", "x")
+    finally:
+        os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o644
