@@ -567,9 +567,10 @@ def _metrics_csv(visits: dict[str, dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def run_analyze(study: str | Path, out: str | Path, options: PipelineOptions) -> Path:
+def run_analyze(study: str | Path, out: str | Path, options: PipelineOptions,
+                progress: Progress | None = None) -> Path:
     """Quantify one visit; write OUT (results.json, metrics.csv, volumes, report)."""
-    progress = Progress(quiet=options.quiet)
+    progress = progress or Progress(quiet=options.quiet)
     t0 = time.perf_counter()
     with _staging(Path(out), options.overwrite) as staging:
         entry = analyze_visit(study, staging, "baseline", options, progress)
@@ -580,11 +581,15 @@ def run_analyze(study: str | Path, out: str | Path, options: PipelineOptions) ->
 
 
 def run_compare(baseline: str | Path, followup: str | Path, out: str | Path,
-                options: PipelineOptions) -> Path:
-    """Quantify both visits, compare them, write OUT (results, CSV, volumes, report)."""
+                options: PipelineOptions, progress: Progress | None = None) -> Path:
+    """Quantify both visits, compare them, write OUT (results, CSV, volumes, report).
+
+    ``progress`` (optional) receives the stages; its ``timings`` then hold the
+    seconds spent in each (used by ``scripts/bench_pipeline.py``).
+    """
     from myoimg.compare import compare_visits, describe_rules
 
-    progress = Progress(quiet=options.quiet)
+    progress = progress or Progress(quiet=options.quiet)
     t0 = time.perf_counter()
     with _staging(Path(out), options.overwrite) as staging:
         base = analyze_visit(baseline, staging, "baseline", options, progress)

@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""Benchmark the pipeline: per-stage wall time, peak memory, and ratios to a reference.
+
+The reference, measured in the same run, is SimpleITK's ImageSeriesReader reading the
+same T2-FS series (the cheapest thing any tool must do with the data), so the printed
+ratios are comparable across machines of different speed.
+
+Usage::
+
+    python scripts/bench_pipeline.py [BASELINE_DIR FOLLOWUP_DIR] [--real NIFTI]
+
+Without folders it runs on ``sample_data/``. ``--real`` adds the automatic segmentation
+of a NIfTI volume (e.g. the 512x512x16 development case in tests/data/huashan-001).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import SimpleITK as sitk
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _peak_rss_mb() -> float:
+    # ru_maxrss is in kilobytes on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _sitk_read_seconds(folder: Path) -> float:
+    from myoimg.io import scan, select_series
+
+    info = select_series(scan(folder), "t2fs")
+    t0 = time.perf_counter()
+    reader = sitk.ImageSeriesReader()
+    # Sorted by the reader itself (GDCM), the reference behaviour.
+    names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), info.series_uid)
+    reader.SetFileNames(names)
+    reader.Execute()
+    return time.perf_counter() - t0
+
+
+def bench_compare(baseline: Path, followup: Path) -> None:
+    from myoimg.pipeline import PipelineOptions, run_compare
+    from myoimg.progress import Progress
+
+    ref = min(_sitk_read_seconds(baseline) for _ in range(3))
+    progress = Progress(quiet=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        run_compare(baseline, followup, Path(tmp) / "out", PipelineOptions(quiet=True), progress)
+        total = time.perf_counter() - t0
+    print(f"myoimg compare {baseline.name} {followup.name}")
+    print(f"  {'stage':55s} {'seconds':>8s}")
+    for stage, seconds in progress.timings.items():
+        print(f"  {stage:55s} {seconds:8.2f}")
+    print(f"  {'total':55s} {total:8.2f}   (target <= 60 s on 2 cores)")
+    print(f"  reference: SimpleITK ImageSeriesReader of the baseline T2-FS: {ref:.3f} s")
+    print(f"  ratio total / reference read: {total / ref:.0f}x")
+    print(f"  peak resident memory: {_peak_rss_mb():.0f} MB   (target <= 2048 MB)")
+
+
+def bench_segment(path: Path) -> None:
+    from myoimg.io import load_image
+    from myoimg.segment.auto import segment_thigh
+
+    t0 = time.perf_counter()
+    volume = load_image(path, role="t2fs")
+    load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    segment_thigh(volume.image)
+    seg = time.perf_counter() - t0
+    size = "x".join(str(s) for s in volume.image.GetSize())
+    print(f"segment_thigh on {path.name} ({size}): {seg:.2f} s (target <= 20 s); "
+          f"load {load:.2f} s; ratio {seg / max(load, 1e-9):.0f}x load")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="*", type=Path)
+    parser.add_argument("--real", type=Path, action="append", default=[])
+    args = parser.parse_args(argv)
+    if args.folders and len(args.folders) != 2:
+        parser.error("give BASELINE_DIR and FOLLOWUP_DIR, or nothing for sample_data/")
+    baseline, followup = args.folders or (ROOT / "sample_data/baseline", ROOT / "sample_data/followup")
+    bench_compare(baseline, followup)
+    bench_segment(baseline)
+    for path in args.real:
+        bench_segment(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
