@@ -1,0 +1,573 @@
+"""Registration (follow-up -> baseline MR, MR -> CT) and label propagation.
+
+Transform convention (SimpleITK/ITK): :attr:`RegistrationResult.transform` maps a point
+of the FIXED image's physical space (LPS, mm) to the corresponding point of the MOVING
+image's physical space. That is exactly what :func:`SimpleITK.Resample` needs to bring
+the moving image (or a label map on the moving grid) onto the fixed grid.
+
+Pipeline of :func:`register_rigid_affine`: when the fixed image is much longer than the
+moving one (whole-body PET/CT vs thigh MR), first find the matching z slab by sliding the
+per-slice thigh cross-section area; centre by the moments of the two thigh masks,
+rigid (Euler3D), then affine, then (optionally) a coarse B-spline; each stage runs three
+resolution levels (in-plane shrink 4, 2, 1 by block averaging; z shrunk only while it stays
+finer than the in-plane spacing) with random metric sampling
+inside a dilated thigh mask. Same-modality metric: correlation (insensitive to a global
+gain change between sessions); multimodal (MR -> CT): Mattes mutual information.
+
+Quality (:func:`check_registration`): Dice of the fixed thigh mask and the moving thigh
+mask mapped onto the fixed grid. Below :data:`DICE_THRESHOLD` (0.85) the result has
+``ok=False``; callers must then call :func:`require_ok` (raises
+:class:`~myoimg.errors.RegistrationError`) and never report numbers from it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from ..errors import RegistrationError
+
+__all__ = [
+    "DICE_THRESHOLD",
+    "RegistrationResult",
+    "thigh_mask",
+    "register_rigid_affine",
+    "check_registration",
+    "require_ok",
+    "propagate_labels",
+    "resample_labels_majority",
+    "labels_to_pet",
+]
+
+#: Minimum Dice of the thigh masks after mapping for a registration to be usable.
+DICE_THRESHOLD = 0.85
+#: Metric samples per resolution level (random sampling keeps each stage fast).
+_SAMPLES_PER_LEVEL = 40_000
+_SHRINK = (4, 2, 1)
+#: Relative metric gain required to keep the B-spline stage.
+_BSPLINE_MIN_GAIN = 0.005
+
+
+@dataclass
+class RegistrationResult:
+    """Outcome of a registration.
+
+    Attributes
+    ----------
+    transform : SimpleITK.Transform
+        Maps FIXED physical points (LPS mm) to MOVING physical points (ITK convention).
+    metric : float
+        Final metric value of the last stage (correlation: -1 best; Mattes MI: more
+        negative is better).
+    quality : dict
+        ``dice`` (thigh masks after mapping), ``metric``, ``iterations`` per stage,
+        ``seconds`` per stage, ``threshold``.
+    ok : bool
+        True when ``quality["dice"] >= DICE_THRESHOLD`` and the metric is finite.
+    messages : list of str
+    """
+
+    transform: sitk.Transform
+    metric: float
+    quality: dict[str, Any] = field(default_factory=dict)
+    ok: bool = False
+    messages: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def thigh_mask(image: sitk.Image) -> sitk.Image:
+    """Body/thigh mask: threshold near the noise floor, per-slice largest components, holes filled.
+
+    The threshold lies 12 % of the way from the background level to the tissue level
+    (levels = medians of the two Otsu classes of the in-plane smoothed image), so that
+    dim fat (fat-suppressed MR) and the whole body outline (CT, air at -1000 HU) are both
+    included. In every slice, 2-D components smaller than 10 % of the largest one are
+    dropped (at most three kept: two thighs plus, e.g., a calibration tube would be the
+    third) and holes are filled.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        3-D scalar image (any modality where the body is brighter than air).
+
+    Returns
+    -------
+    SimpleITK.Image
+        uint8 mask (1 = thigh/body) on the image grid.
+    """
+    from skimage.filters import threshold_otsu
+
+    arr = sitk.GetArrayFromImage(image).astype(np.float32)
+    smooth = ndimage.gaussian_filter(arr, sigma=(0, 1.0, 1.0))
+    sub = smooth[:, ::2, ::2]
+    if float(sub.max()) == float(sub.min()):
+        out = np.zeros(arr.shape, np.uint8)
+    else:
+        t = threshold_otsu(sub)
+        lo = float(np.median(sub[sub <= t]))
+        hi = float(np.median(sub[sub > t]))
+        binary = smooth > lo + 0.12 * (hi - lo)
+        out = np.zeros(arr.shape, np.uint8)
+        for k in range(arr.shape[0]):
+            lab, n = ndimage.label(binary[k])
+            if n == 0:
+                continue
+            sizes = ndimage.sum_labels(np.ones_like(lab), lab, index=np.arange(1, n + 1))
+            order = np.argsort(sizes)[::-1][:3]
+            keep = [i + 1 for i in order if sizes[i] >= 0.1 * sizes[order[0]]]
+            out[k] = ndimage.binary_fill_holes(np.isin(lab, keep))
+    mask = sitk.GetImageFromArray(out)
+    mask.CopyInformation(image)
+    return mask
+
+
+def _dilate(mask: sitk.Image, radius_mm: float) -> sitk.Image:
+    radius = [max(1, int(round(radius_mm / s))) for s in mask.GetSpacing()]
+    radius[2] = min(radius[2], 1)
+    return sitk.BinaryDilate(mask, radius, sitk.sitkBall, 0, 1)
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    a = a.astype(bool)
+    b = b.astype(bool)
+    denom = a.sum() + b.sum()
+    return float(2.0 * np.logical_and(a, b).sum() / denom) if denom else 0.0
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def _shrink_factors(image: sitk.Image, level_shrink: int) -> list[int]:
+    """Per-axis shrink: ``level_shrink`` in-plane; along z only while z stays the finest axis.
+
+    Thigh series have thick slices (e.g. 0.8 x 0.8 x 5 mm): shrinking z as much as the
+    rows and columns would leave a handful of 20 mm slices and lose the craniocaudal
+    information, so z is shrunk only down to the in-plane spacing of the level.
+    """
+    sx, sy, sz = image.GetSpacing()
+    z = max(1, int(level_shrink * min(sx, sy) // sz))
+    return [level_shrink, level_shrink, min(z, level_shrink)]
+
+
+def _method(
+    fixed: sitk.Image,
+    multimodal: bool,
+    fixed_mask: sitk.Image | None,
+    iterations: int,
+    bspline: bool = False,
+) -> sitk.ImageRegistrationMethod:
+    """One single-resolution registration method (the pyramid is built by the caller)."""
+    reg = sitk.ImageRegistrationMethod()
+    if multimodal:
+        reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    else:
+        reg.SetMetricAsCorrelation()
+    n = float(np.prod(fixed.GetSize()))
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    samples = _SAMPLES_PER_LEVEL // 4 if bspline else _SAMPLES_PER_LEVEL  # B-spline: costly
+    reg.SetMetricSamplingPercentage(min(1.0, samples / n), 12345)  # fixed seed: reproducible
+    if fixed_mask is not None:
+        reg.SetMetricFixedMask(fixed_mask)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetShrinkFactorsPerLevel([1])
+    reg.SetSmoothingSigmasPerLevel([0])
+    if bspline:
+        # Thousands of parameters, already in mm (control-point displacements): unit scales
+        # (physical-shift estimation is slow there) and a bounded step, so that the
+        # deformation refines the affine result instead of running away on noise.
+        reg.SetOptimizerAsRegularStepGradientDescent(
+            learningRate=0.5,
+            minStep=0.05,
+            numberOfIterations=iterations,
+            relaxationFactor=0.5,
+            gradientMagnitudeTolerance=1e-8,
+        )
+        return reg
+    reg.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=2.0,  # mm, via the physical-shift scales
+        minStep=0.01,
+        numberOfIterations=iterations,
+        relaxationFactor=0.6,
+        gradientMagnitudeTolerance=1e-8,
+    )
+    reg.SetOptimizerScalesFromPhysicalShift()
+    return reg
+
+
+def _pyramid(image: sitk.Image, mask: sitk.Image | None) -> list[tuple[sitk.Image, Any]]:
+    """(image, mask) per level, coarse to fine; BinShrink averages (anti-aliased)."""
+    levels = []
+    for s in _SHRINK:
+        if s == 1:
+            levels.append((image, mask))
+            continue
+        small = sitk.BinShrink(image, _shrink_factors(image, s))
+        small_mask = None
+        if mask is not None:
+            small_mask = sitk.Resample(mask, small, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+        levels.append((small, small_mask))
+    return levels
+
+
+def _soft_tissue_window(image: sitk.Image) -> sitk.Image:
+    """Clamp a CT (values in HU, air about -1000) to [-250, 250] HU; other images unchanged.
+
+    Air and cortical bone otherwise dominate the joint histogram of mutual information and
+    the thighs' craniocaudal alignment was found to drift by several mm on test phantoms;
+    the fat/muscle contrast that MR also shows lies inside this window.
+    """
+    stats = sitk.MinimumMaximumImageFilter()
+    stats.Execute(image)
+    if stats.GetMinimum() < -500.0:
+        return sitk.Clamp(image, sitk.sitkFloat32, -250.0, 250.0)
+    return image
+
+
+def _area_profile(mask: sitk.Image, step: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(z positions, cross-section area in mm^2) on a regular z grid; None if not axial."""
+    direction = np.asarray(mask.GetDirection()).reshape(3, 3)
+    if abs(abs(direction[2, 2]) - 1.0) > 1e-3:
+        return None
+    sx, sy, sz = mask.GetSpacing()
+    area = sitk.GetArrayViewFromImage(mask).reshape(mask.GetSize()[2], -1).sum(axis=1) * sx * sy
+    z = mask.GetOrigin()[2] + direction[2, 2] * sz * np.arange(mask.GetSize()[2])
+    order = np.argsort(z)
+    grid = np.arange(z[order][0], z[order][-1] + 1e-6, step)
+    return grid, np.interp(grid, z[order], area[order].astype(float))
+
+
+def _matching_slab(fmask: sitk.Image, mmask: sitk.Image, step: float = 2.5) -> sitk.Image | None:
+    """Fixed mask restricted to the z slab that matches the moving mask, or None.
+
+    Used when the fixed image is more than 1.3 times longer (z) than the moving one.
+    The per-slice thigh cross-section area (mm^2) of the moving image is slid along the
+    fixed one; the offset with the smallest mean squared area difference wins.
+    """
+    fp, mp = _area_profile(fmask, step), _area_profile(mmask, step)
+    if fp is None or mp is None:
+        return None
+    (fz, fa), (mz, ma) = fp, mp
+    if len(fz) < 1.3 * len(mz) or len(mz) < 3:
+        return None
+    costs = [np.mean((fa[i : i + len(ma)] - ma) ** 2) for i in range(len(fa) - len(ma) + 1)]
+    start = int(np.argmin(costs))
+    zmin, zmax = fz[start] - step, fz[start + len(ma) - 1] + step
+    direction = np.asarray(fmask.GetDirection()).reshape(3, 3)
+    z = fmask.GetOrigin()[2] + direction[2, 2] * fmask.GetSpacing()[2] * np.arange(
+        fmask.GetSize()[2]
+    )
+    arr = sitk.GetArrayFromImage(fmask)
+    arr[(z < zmin) | (z > zmax)] = 0
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(fmask)
+    return out
+
+
+def _evaluate(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    mask: sitk.Image,
+    multimodal: bool,
+    transform: sitk.Transform,
+) -> float:
+    """Metric of ``transform`` at full resolution on a fixed random sample set."""
+    reg = _method(fixed, multimodal, mask, 1)
+    reg.SetInitialTransform(transform)
+    return float(reg.MetricEvaluate(fixed, moving))
+
+
+def register_rigid_affine(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    *,
+    fixed_mask: sitk.Image | None = None,
+    moving_mask: sitk.Image | None = None,
+    deformable: bool = False,
+    multimodal: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> RegistrationResult:
+    """Register ``moving`` to ``fixed``: rigid, then affine, then optional B-spline.
+
+    Parameters
+    ----------
+    fixed, moving : SimpleITK.Image
+        3-D scalar images in LPS (e.g. baseline and follow-up T2-FS; or CT and MR).
+    fixed_mask, moving_mask : SimpleITK.Image, optional
+        Masks of the thighs; default :func:`thigh_mask` of each image. The metric is
+        evaluated inside the fixed mask dilated by 10 mm (so the skin edge counts).
+    deformable : bool
+        Add a B-spline stage (control grid about every 100 mm in-plane, one span in z;
+        20 bounded steps per level on the two finest levels): a gentle correction only.
+    multimodal : bool
+        Mattes mutual information (MR -> CT) instead of correlation.
+    progress : callable, optional
+        Called with a short stage description ("rigid", "affine", ...).
+
+    Returns
+    -------
+    RegistrationResult
+        With the quality check of :func:`check_registration` already applied; use
+        :func:`require_ok` before using the transform for any number.
+    """
+    fixed = sitk.Cast(fixed, sitk.sitkFloat32)
+    moving = sitk.Cast(moving, sitk.sitkFloat32)
+    say = progress or (lambda _msg: None)
+    fmask = fixed_mask if fixed_mask is not None else thigh_mask(fixed)
+    mmask = moving_mask if moving_mask is not None else thigh_mask(moving)
+    if multimodal:
+        fixed, moving = _soft_tissue_window(fixed), _soft_tissue_window(moving)
+    fmask = sitk.Cast(fmask > 0, sitk.sitkUInt8)
+    mmask = sitk.Cast(mmask > 0, sitk.sitkUInt8)
+    if not np.any(sitk.GetArrayViewFromImage(fmask)) or not np.any(
+        sitk.GetArrayViewFromImage(mmask)
+    ):
+        raise RegistrationError("registration impossible: an image has an empty thigh mask")
+    quality: dict[str, Any] = {"iterations": {}, "seconds": {}}
+    messages: list[str] = []
+    # A fixed image much longer than the moving one (whole-body PET/CT vs thigh MR): find
+    # the matching slab first, so that centring and metric use the overlapping part only.
+    full_fmask = fmask
+    slab = _matching_slab(fmask, mmask)
+    if slab is not None:
+        fmask = slab
+        messages.append("fixed image longer than moving: matched by thigh cross-section profile")
+    metric_mask = _dilate(fmask, 10.0)
+
+    # Centre on the masks' centres of mass: robust to intensity differences (MR vs CT).
+    rigid = sitk.CenteredTransformInitializer(
+        sitk.Cast(fmask, sitk.sitkFloat32),
+        sitk.Cast(mmask, sitk.sitkFloat32),
+        sitk.Euler3DTransform(),
+        sitk.CenteredTransformInitializerFilter.MOMENTS,
+    )
+    rigid = sitk.Euler3DTransform(rigid)
+
+    fixed_levels = _pyramid(fixed, metric_mask)
+    moving_levels = _pyramid(moving, None)
+
+    def run(name: str, transform: sitk.Transform, iterations: int, initial=None) -> float:
+        say(name)
+        t0 = time.perf_counter()
+        value = float("nan")
+        its = 0
+        levels = list(zip(fixed_levels, moving_levels, strict=True))
+        if name == "bspline":
+            levels = levels[-2:]  # the affine stage already did the coarse alignment
+        for (f, fm), (m, _) in levels:
+            reg = _method(f, multimodal, fm, iterations, bspline=name == "bspline")
+            if initial is not None:
+                reg.SetMovingInitialTransform(initial)
+            reg.SetInitialTransform(transform, inPlace=True)
+            reg.Execute(f, m)
+            its += int(reg.GetOptimizerIteration())
+            value = float(reg.GetMetricValue())
+        quality["iterations"][name] = its
+        quality["seconds"][name] = round(time.perf_counter() - t0, 2)
+        return value
+
+    metric = run("rigid", rigid, 100)
+    affine = sitk.AffineTransform(3)
+    affine.SetCenter(rigid.GetCenter())
+    affine.SetMatrix(rigid.GetMatrix())
+    affine.SetTranslation(rigid.GetTranslation())
+    metric = run("affine", affine, 100)
+    final: sitk.Transform = affine
+    if deformable:
+        size_mm = np.asarray(fixed.GetSize()) * np.asarray(fixed.GetSpacing())
+        mesh = [max(1, int(size_mm[0] // 100)), max(1, int(size_mm[1] // 100)), 1]
+        bspline = sitk.BSplineTransformInitializer(fixed, mesh)
+        run("bspline", bspline, 20, initial=affine)
+        composite = sitk.CompositeTransform(3)
+        composite.AddTransform(affine)  # applied second
+        composite.AddTransform(bspline)  # applied first (fixed point -> bspline -> affine)
+        # Keep the deformation only if it clearly improves the metric (same samples, full
+        # resolution); otherwise it mostly fits noise and moves landmarks (rigid phantoms).
+        affine_metric = _evaluate(fixed, moving, metric_mask, multimodal, affine)
+        bspline_metric = _evaluate(fixed, moving, metric_mask, multimodal, composite)
+        quality["bspline_used"] = bool(
+            affine_metric - bspline_metric > _BSPLINE_MIN_GAIN * abs(affine_metric)
+        )
+        if quality["bspline_used"]:
+            metric = bspline_metric
+            final = composite
+        else:
+            messages.append(
+                "B-spline stage did not improve the metric by "
+                f"{_BSPLINE_MIN_GAIN:.1%}; affine result kept"
+            )
+    say("quality check")
+    result = check_registration(
+        fixed, moving, final, fixed_mask=full_fmask, moving_mask=mmask, metric=metric
+    )
+    result.quality.update(quality)
+    result.messages = messages + result.messages
+    return result
+
+
+def check_registration(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    transform: sitk.Transform,
+    *,
+    fixed_mask: sitk.Image | None = None,
+    moving_mask: sitk.Image | None = None,
+    metric: float = float("nan"),
+    threshold: float = DICE_THRESHOLD,
+) -> RegistrationResult:
+    """Quality of a fixed->moving transform: Dice of the thigh masks after mapping.
+
+    The moving thigh mask is resampled (nearest neighbour) onto the fixed grid through
+    ``transform`` and compared with the fixed thigh mask inside the moving image's field
+    of view (mapped the same way; no data outside it). ``ok`` is True when Dice >=
+    ``threshold`` (default 0.85: below it the thigh outlines visibly disagree) and the
+    metric, when given, is finite.
+
+    This check catches gross failures only. On the test phantom (thighs about 130 mm
+    wide, 2.5 mm voxels) a pure shift lowers Dice to 0.96 / 0.92 / 0.84 at 5 / 10 / 20 mm
+    in-plane and to 0.98 / 0.97 / 0.94 at 5 / 10 / 20 mm along z; MR and CT masks of the
+    same anatomy agree to about 0.93-0.97, which is why the threshold is not higher.
+    """
+    fmask = fixed_mask if fixed_mask is not None else thigh_mask(fixed)
+    mmask = moving_mask if moving_mask is not None else thigh_mask(moving)
+    mapped = sitk.Resample(
+        sitk.Cast(mmask > 0, sitk.sitkUInt8), fmask, transform, sitk.sitkNearestNeighbor, 0
+    )
+    # Compare only where the moving image has data (its field of view mapped onto the
+    # fixed grid): a whole-body CT must not be penalised for the legs the MR never saw.
+    ones = sitk.Image(mmask.GetSize(), sitk.sitkUInt8) + 1
+    ones.CopyInformation(mmask)
+    domain = sitk.GetArrayFromImage(  # a copy: the resampled image is a temporary
+        sitk.Resample(ones, fmask, transform, sitk.sitkNearestNeighbor, 0)
+    ).astype(bool)
+    fixed_in = sitk.GetArrayViewFromImage(fmask).astype(bool) & domain
+    dice = _dice(fixed_in, sitk.GetArrayViewFromImage(mapped))
+    finite = not math.isinf(float(metric))  # NaN = metric not given
+    ok = dice >= threshold and finite
+    messages = []
+    if dice < threshold:
+        messages.append(
+            f"registration failed its quality check: thigh-mask Dice {dice:.3f} < {threshold:.2f}"
+        )
+    if not finite:
+        messages.append("registration metric is not finite")
+    return RegistrationResult(
+        transform=transform,
+        metric=float(metric),
+        quality={"dice": dice, "metric": float(metric), "threshold": threshold},
+        ok=bool(ok),
+        messages=messages,
+    )
+
+
+def require_ok(result: RegistrationResult) -> RegistrationResult:
+    """Return ``result`` if it passed its quality check, else raise RegistrationError."""
+    if not result.ok:
+        detail = "; ".join(result.messages) or "quality check failed"
+        raise RegistrationError(f"registration not usable: {detail}")
+    return result
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def propagate_labels(
+    labels: sitk.Image, transform: sitk.Transform, reference: sitk.Image
+) -> sitk.Image:
+    """Nearest-neighbour resample of a label map from the moving grid onto ``reference``.
+
+    ``transform`` maps reference (fixed) points to moving points, as returned by
+    :func:`register_rigid_affine`. Voxels mapped outside the label map become 0.
+    """
+    return sitk.Resample(labels, reference, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+
+
+def resample_labels_majority(
+    labels: sitk.Image, reference: sitk.Image, transform: sitk.Transform | None = None
+) -> sitk.Image:
+    """Resample a fine label map onto a coarser grid by per-label majority (fraction argmax).
+
+    Each label's indicator (and the background's) is low-pass filtered with a Gaussian
+    whose FWHM per axis is sqrt(t^2 - s^2) (t: reference spacing, s: label spacing, axes
+    assumed roughly aligned), approximating the fraction of each coarse voxel occupied by
+    the label; the fractions are linearly resampled onto ``reference`` and the label with
+    the largest fraction wins (background included). Unlike nearest neighbour, a coarse
+    voxel is labelled only when the label fills most of it, which limits partial-volume
+    spill (e.g. 1 mm MR labels onto 4 mm PET voxels).
+    """
+    transform = transform if transform is not None else sitk.Transform()
+    arr = sitk.GetArrayFromImage(labels)
+    ids = [int(v) for v in np.unique(arr) if v != 0]
+    src = np.asarray(labels.GetSpacing())
+    dst = np.asarray(reference.GetSpacing())
+    fwhm = np.sqrt(np.maximum(dst**2 - src**2, 0.0))
+    sigma_vox = (fwhm / 2.3548 / src)[::-1]  # (k, j, i) order
+    best = None
+    best_id = None
+    for label in [0, *ids]:
+        ind = ndimage.gaussian_filter((arr == label).astype(np.float32), sigma=sigma_vox)
+        img = sitk.GetImageFromArray(ind)
+        img.CopyInformation(labels)
+        default = 1.0 if label == 0 else 0.0  # outside the label map: background
+        frac = sitk.GetArrayFromImage(
+            sitk.Resample(img, reference, transform, sitk.sitkLinear, default, sitk.sitkFloat32)
+        )
+        if best is None:
+            best, best_id = frac, np.zeros(frac.shape, np.uint8)
+        else:
+            win = frac > best
+            best = np.where(win, frac, best)
+            best_id[win] = label
+    out = sitk.GetImageFromArray(best_id)
+    out.CopyInformation(reference)
+    return out
+
+
+def labels_to_pet(
+    labels_mr: sitk.Image,
+    mr_image: sitk.Image,
+    pet_image: sitk.Image,
+    *,
+    ct_image: sitk.Image | None = None,
+    same_frame: bool | None = None,
+) -> tuple[sitk.Image, RegistrationResult | None]:
+    """Bring MR labels onto the PET grid.
+
+    When MR and PET share a FrameOfReferenceUID (``same_frame=True``, decided by the
+    caller from the headers) the labels are resampled directly; otherwise the MR is
+    registered to the CT of the PET/CT (fixed = CT, moving = MR, Mattes MI, rigid then
+    affine) and the labels are mapped through that transform. In both cases the
+    resampling is :func:`resample_labels_majority` (per-label fraction argmax), not
+    nearest neighbour, because PET voxels (about 4 mm) are much coarser than MR labels.
+
+    Returns
+    -------
+    labels_pet : SimpleITK.Image
+        uint8 labels on the PET grid.
+    result : RegistrationResult or None
+        None when no registration was needed.
+
+    Raises
+    ------
+    RegistrationError
+        The MR -> CT registration failed its quality check (labels would be wrong), or
+        the frames of reference differ and no CT was given to register to.
+    """
+    if same_frame:
+        return resample_labels_majority(labels_mr, pet_image), None
+    if ct_image is None:
+        raise RegistrationError(
+            "MR and PET are not known to share a frame of reference (same_frame is not True) "
+            "and no CT was given to register the MR to"
+        )
+    result = register_rigid_affine(ct_image, mr_image, multimodal=True)
+    require_ok(result)
+    return resample_labels_majority(labels_mr, pet_image, result.transform), result
