@@ -195,8 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    # The terminal gets warnings (debug: everything); the run's log file (pipeline) gets INFO.
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.DEBUG if args.debug else logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if args.debug:
+        root.setLevel(logging.DEBUG)
     try:
         return int(args.func(args) or 0)
     except MyoimgError as exc:
