@@ -28,11 +28,13 @@ def _series_option(p: argparse.ArgumentParser, help_: str = "series to use: Seri
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from myoimg.io import format_series_table, scan
+    from myoimg.io import format_series_table, scan, select_series
     from myoimg.progress import Progress
 
     progress = Progress(quiet=args.quiet)
     result = scan(args.folder, progress=progress.items("reading headers"))
+    if not result.series:
+        select_series(result, None)  # raises the "no DICOM image series" error
     print(format_series_table(result))
     return 0
 

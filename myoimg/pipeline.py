@@ -245,7 +245,7 @@ def analyze_visit(
         The visit's entry of results.json, plus the private keys ``_mr_image`` and
         ``_mr_labels`` (removed before writing) for the follow-up propagation.
     """
-    from myoimg.io import load_series, scan, write_nifti
+    from myoimg.io import load_series, scan, unreadable_files_named, write_nifti
     from myoimg.quantify.mri import oedema_metrics
     from myoimg.quantify.pet import uptake_metrics
     from myoimg.quantify.suv import compute_suv
@@ -261,19 +261,21 @@ def analyze_visit(
     scan_result = scan(folder, progress=progress.items("files"))
     progress.info(f"{scan_result.n_files} files, {len(scan_result.series)} series, "
                   f"{scan_result.n_skipped} non-DICOM skipped")
-    t2_info = _pick(scan_result, "t2fs", choices.get("t2fs"), warnings)
-    pet_info = _pick(scan_result, "pet", choices.get("pet"), warnings)
-    ct_info = _pick(scan_result, "ct", choices.get("ct"), warnings) if pet_info is not None else None
-    if t2_info is None and pet_info is None:
-        raise SeriesSelectionError(
-            f"{visit}: no T2-FS and no PET series found in {folder}; run 'myoimg inspect {folder}' "
-            "and choose with --series")
-
-    progress.stage(f"{visit}: loading series")
-    t2, pet, ct = (
-        load_series(info, resample_nonuniform=options.resample_nonuniform) if info is not None else None
-        for info in (t2_info, pet_info, ct_info)
-    )
+    if scan_result.unreadable:
+        warnings.append(scan_result.unreadable_note())
+    with unreadable_files_named(scan_result):
+        t2_info = _pick(scan_result, "t2fs", choices.get("t2fs"), warnings)
+        pet_info = _pick(scan_result, "pet", choices.get("pet"), warnings)
+        ct_info = _pick(scan_result, "ct", choices.get("ct"), warnings) if pet_info else None
+        if t2_info is None and pet_info is None:
+            raise SeriesSelectionError(
+                f"{visit}: no T2-FS and no PET series found in {folder}; run 'myoimg inspect "
+                f"{folder}' and choose with --series")
+        progress.stage(f"{visit}: loading series")
+        t2, pet, ct = (
+            load_series(info, resample_nonuniform=options.resample_nonuniform) if info else None
+            for info in (t2_info, pet_info, ct_info)
+        )
     for vol in (t2, pet, ct):
         if vol is not None:
             warnings.extend(vol.warnings)
@@ -612,7 +614,8 @@ def run_compare(baseline: str | Path, followup: str | Path, out: str | Path,
 def segment_command(args: Any) -> int:
     """``myoimg segment``: labels for one T2-FS/T1 series (DICOM folder or NIfTI)."""
     from myoimg.io import load_image, write_nifti
-    from myoimg.segment.auto import save_qc_png, segment_thigh
+    from myoimg.segment.auto import segment_thigh
+    from myoimg.segment.qc import save_qc_png
 
     progress = Progress(quiet=args.quiet)
     progress.stage("loading")

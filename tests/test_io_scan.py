@@ -113,7 +113,7 @@ def test_empty_and_non_dicom_folders(tmp_path):
     empty.mkdir()
     result = scan(empty)
     assert result.series == [] and result.n_files == 0
-    with pytest.raises(SeriesSelectionError, match="no series"):
+    with pytest.raises(SeriesSelectionError, match=r"no DICOM image series .* \(0 files read"):
         load_image(empty, role="t2fs")
     junk = tmp_path / "junk"
     junk.mkdir()
@@ -121,6 +121,8 @@ def test_empty_and_non_dicom_folders(tmp_path):
         (junk / f"f{n}.dcm").write_bytes(np.arange(200, dtype=np.uint8).tobytes())
     result = scan(junk)
     assert (result.n_files, result.n_skipped, result.series) == (4, 4, [])
+    with pytest.raises(SeriesSelectionError, match="4 files read, 4 skipped"):
+        load_image(junk, role="t2fs")
     with pytest.raises(DicomInputError):
         scan(tmp_path / "does-not-exist")
 
@@ -202,3 +204,14 @@ def test_load_image_folder_picks_role(exam):
     assert vol.image.GetSize() == (10, 12, 8)
     assert vol.spacing == pytest.approx((0.8, 0.9, 6.0))
     assert vol.source == str(exam)
+
+
+def test_truncated_file_is_reported_not_silently_skipped(tmp_path):
+    s = write_series(tmp_path / "d", n_slices=5)
+    data = s.files[2].read_bytes()
+    s.files[2].write_bytes(data[: len(data) // 2])  # cut inside the header
+    result = scan(tmp_path / "d")
+    assert result.unreadable == (s.files[2],)
+    assert result.n_skipped == 0
+    with pytest.raises(DicomInputError, match=s.files[2].name):
+        load_image(tmp_path / "d", role="t2fs")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import SimpleITK as sitk
 
-from myoimg.errors import DicomInputError
+from myoimg.errors import DicomInputError, MyoimgError
 from myoimg.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from myoimg.io.dicom_load import load_files, load_series
 from myoimg.io.nifti import is_nifti, lps_to_ras_affine, ras_to_lps_affine, read_nifti, write_nifti
@@ -35,8 +37,26 @@ __all__ = [
     "read_nifti",
     "scan",
     "select_series",
+    "unreadable_files_named",
     "write_nifti",
 ]
+
+
+@contextlib.contextmanager
+def unreadable_files_named(result: ScanResult) -> Iterator[None]:
+    """Add the names of unreadable DICOM files of ``result`` to any loading error.
+
+    A truncated file drops out of its series at scan time, so the error the user
+    sees is about the series (a gap, too few slices); this names the likely cause.
+    """
+    try:
+        yield
+    except MyoimgError as exc:
+        note = result.unreadable_note()
+        if note is None:
+            raise
+        exc.args = (f"{exc.args[0] if exc.args else exc}; note: {note}", *exc.args[1:])
+        raise
 
 
 def load_image(
@@ -68,9 +88,12 @@ def load_image(
         return Volume(image=image, source=str(path))
     if path.is_dir():
         result = scan(path)
-        info = select_series(result, role, series)
-        volume = load_series(info, resample_nonuniform=resample_nonuniform)
+        with unreadable_files_named(result):
+            info = select_series(result, role, series)
+            volume = load_series(info, resample_nonuniform=resample_nonuniform)
         volume.source = str(path)
+        if result.unreadable:
+            volume.warnings.append(result.unreadable_note())
         return volume
     if path.is_file():
         # A single DICOM file (e.g. an enhanced multi-frame object).

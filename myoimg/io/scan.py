@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
+from pydicom.uid import MediaStorageDirectoryStorage
 
 from myoimg.errors import DicomInputError
 
@@ -104,6 +104,17 @@ class ScanResult:
     series: list[SeriesInfo]
     n_files: int
     n_skipped: int
+    #: Files with the DICOM signature whose header could not be parsed (truncated, corrupt).
+    unreadable: tuple[Path, ...] = ()
+
+    def unreadable_note(self) -> str | None:
+        """One sentence naming the unreadable DICOM files, or None."""
+        if not self.unreadable:
+            return None
+        names = ", ".join(p.name for p in self.unreadable[:5])
+        more = f" and {len(self.unreadable) - 5} more" if len(self.unreadable) > 5 else ""
+        return (f"{len(self.unreadable)} file(s) look like DICOM but could not be read "
+                f"(truncated or corrupt): {names}{more}")
 
 
 def plane_from_iop(iop: Iterable[float] | None) -> str:
@@ -179,16 +190,46 @@ class _Header:
     ds: pydicom.Dataset
 
 
+class _Unreadable(Exception):
+    """A file with the DICOM Part 10 signature whose header cannot be parsed."""
+
+
+def _has_dicom_signature(path: Path) -> bool:
+    # PS3.10 7.1: 128-byte preamble followed by the four bytes "DICM".
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _is_dicomdir(ds: pydicom.Dataset) -> bool:
+    meta = getattr(ds, "file_meta", None)
+    return str(getattr(meta, "MediaStorageSOPClassUID", "")) == MediaStorageDirectoryStorage
+
+
 def _read_header(path: Path) -> pydicom.Dataset | None:
-    """Header of a DICOM image file, or None for a non-DICOM file or a DICOMDIR."""
+    """Header of a DICOM image file, or None for a non-DICOM file or a DICOMDIR.
+
+    Raises :class:`_Unreadable` for a file that claims to be DICOM (Part 10
+    signature) but cannot be parsed, e.g. a truncated copy: such files are reported,
+    not silently counted with the non-DICOM files.
+    """
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_SCAN_TAGS)
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError):
+    except Exception as exc:  # pydicom raises assorted errors on garbage
+        if _has_dicom_signature(path):
+            raise _Unreadable(str(exc)) from exc
         return None
-    except Exception:  # pydicom raises assorted errors on garbage; skipping is the intent
+    if "DirectoryRecordSequence" in ds or _is_dicomdir(ds):
         return None
-    if "DirectoryRecordSequence" in ds or "SeriesInstanceUID" not in ds:
-        return None  # DICOMDIR or not an image of a series
+    if "SeriesInstanceUID" not in ds:
+        # Type 1 in every composite IOD: a Part 10 file without it was cut short
+        # (pydicom returns what it read up to the end of a truncated file).
+        if _has_dicom_signature(path):
+            raise _Unreadable("no (0020,000E) SeriesInstanceUID")
+        return None
     if "Rows" not in ds:
         return None  # structured reports, RT plans, presentation states ...
     return ds
@@ -337,8 +378,13 @@ def scan(
     paths = _walk(folder)
     groups: dict[tuple, list[_Header]] = defaultdict(list)
     skipped = 0
+    unreadable: list[Path] = []
     for n, path in enumerate(paths, 1):
-        ds = _read_header(path)
+        try:
+            ds = _read_header(path)
+        except _Unreadable:
+            unreadable.append(path)
+            continue
         if ds is None:
             skipped += 1
         else:
@@ -366,5 +412,6 @@ def scan(
 
     infos.sort(key=order)
     numbered = [replace(s, index=i) for i, s in enumerate(infos, 1)]
-    return ScanResult(folder=folder, series=numbered, n_files=len(paths), n_skipped=skipped)
+    return ScanResult(folder=folder, series=numbered, n_files=len(paths), n_skipped=skipped,
+                      unreadable=tuple(unreadable))
 

@@ -93,6 +93,11 @@ def select_series(
     if role is not None and role not in ROLES:
         raise SeriesSelectionError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
     hint = "choose with --series UID or --series N (N = index in `myoimg inspect`)"
+    if not result.series:
+        raise SeriesSelectionError(
+            f"no DICOM image series in {result.folder} ({result.n_files} files read, "
+            f"{result.n_skipped} skipped as non-DICOM or non-image)"
+        )
     if series is not None:
         key = str(series).strip()
         if key.isdigit():
