@@ -367,6 +367,8 @@ def analyze_visit(
         else:
             warnings.append("no MRI labels: PET metrics per muscle need the T2-FS segmentation")
 
+    for warning in warnings:
+        progress.warn(warning)
     entry["muscles"] = _complete_muscles(muscles)
     entry["_mr_image"] = t2.image if t2 is not None else None
     entry["_mr_labels"] = labels_mr

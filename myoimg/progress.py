@@ -71,8 +71,12 @@ class Progress:
         self._print(f"         {text}")
 
     def warn(self, text: str) -> None:
-        """A warning the user must see (also in results)."""
-        log.warning(text)
+        """A warning the user must see (also in results).
+
+        Logged at INFO with a prefix: the terminal handler shows WARNING records,
+        and this line is already printed here.
+        """
+        log.info("warning: %s", text)
         self._print(f"         warning: {text}")
 
     def items(self, label: str) -> ProgressCallback:
