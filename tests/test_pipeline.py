@@ -1,0 +1,101 @@
+"""End to end on the bundled reference study: `myoimg compare` as a user runs it.
+
+One compare run (module-scoped fixture) feeds the checks of the output folder; the
+numbers are compared with the reference study's ground truth in sample_data/truth.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+
+from myoimg import labels as vocab
+from myoimg.cli import main
+from myoimg.errors import OutputExistsError
+from myoimg.pipeline import PipelineOptions, run_compare
+
+
+@pytest.fixture(scope="module")
+def compare_out(sample_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    code = main(["compare", str(sample_data / "baseline"), str(sample_data / "followup"),
+                 "-o", str(out), "--quiet"])
+    assert code == 0
+    return out
+
+
+def test_output_folder_layout(compare_out):
+    for name in ("results.json", "metrics.csv", "report.pdf", "myoimg.log"):
+        assert (compare_out / name).is_file(), name
+    for visit in ("baseline", "followup"):
+        for name in ("t2fs.nii.gz", "t2fs_norm.nii.gz", "labels_mr.nii.gz", "oedema_mr.nii.gz",
+                     "suv.nii.gz", "labels_pet.nii.gz", "ct_on_pet.nii.gz", "seg_mr.dcm"):
+            assert (compare_out / visit / name).is_file(), (visit, name)
+    # Nothing left behind by the staging folder.
+    assert not [p for p in compare_out.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_results_json_schema_and_traceability(compare_out, sample_data):
+    results = json.loads((compare_out / "results.json").read_text())
+    assert results["myoimg_version"]
+    assert "not validated" in results["disclaimer"]
+    assert results["parameters"]["oedema_threshold"] == "mean+2sd"
+    truth = json.loads((sample_data / "truth" / "truth.json").read_text())
+    for visit in ("baseline", "followup"):
+        entry = results["visits"][visit]
+        assert entry["series"]["t2fs"]["series_uid"] == truth["visits"][visit]["mri"]["t2fs_series_uid"]
+        assert set(m.name for m in vocab.QUADRICEPS) <= set(entry["muscles"])
+        # SUV factor from the written headers equals the generator's factor.
+        assert entry["suv"]["factor"] == pytest.approx(
+            truth["visits"][visit]["suv"]["suv_factor_g_per_bq"], rel=1e-6)
+        assert entry["suv"]["derivation"]
+        for values in entry["muscles"].values():
+            f = values["oedema_fraction"]
+            assert f is None or 0.0 <= f <= 1.0
+    for name in (m.name for m in vocab.QUADRICEPS):
+        change = results["changes"][name]["oedema_fraction"]
+        assert change["verdict"] in ("improved", "stable", "worse", "not measurable")
+
+
+def test_metrics_csv_is_tidy(compare_out):
+    with open(compare_out / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and set(rows[0]) == {"visit", "muscle", "side", "metric", "value", "unit"}
+    results = json.loads((compare_out / "results.json").read_text())
+    row = next(r for r in rows if r["visit"] == "baseline" and r["muscle"] == "R_VL"
+               and r["metric"] == "volume_ml")
+    assert float(row["value"]) == pytest.approx(results["visits"]["baseline"]["muscles"]["R_VL"]["volume_ml"])
+    assert row["side"] == "R" and row["unit"] == "mL"
+
+
+def test_baseline_oedema_is_worse_than_followup(compare_out, sample_data):
+    truth = json.loads((sample_data / "truth" / "truth.json").read_text())
+    results = json.loads((compare_out / "results.json").read_text())
+    for name in ("R_VL", "L_VL"):
+        t_base = truth["visits"]["baseline"]["muscles"][name]["oedema_fraction"]
+        t_follow = truth["visits"]["followup"]["muscles"][name]["oedema_fraction"]
+        assert t_base > t_follow + 0.1  # the reference study's design
+        m = results["visits"]
+        assert m["baseline"]["muscles"][name]["oedema_fraction"] > m["followup"]["muscles"][name]["oedema_fraction"]
+
+
+def test_existing_output_refused_and_interrupted_run_leaves_nothing(sample_data, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(OutputExistsError):
+        run_compare(sample_data / "baseline", sample_data / "followup", out, PipelineOptions(quiet=True))
+    shutil.rmtree(out)
+
+    import myoimg.pipeline as pipeline
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "analyze_visit", boom)
+    with pytest.raises(KeyboardInterrupt):
+        run_compare(sample_data / "baseline", sample_data / "followup", out, PipelineOptions(quiet=True))
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
