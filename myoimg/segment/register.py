@@ -36,6 +36,8 @@ from ..errors import RegistrationError
 
 __all__ = [
     "DICE_THRESHOLD",
+    "FEMUR_DICE_THRESHOLD",
+    "body_and_femur",
     "RegistrationResult",
     "thigh_mask",
     "register_rigid_affine",
@@ -48,11 +50,17 @@ __all__ = [
 
 #: Minimum Dice of the thigh masks after mapping for a registration to be usable.
 DICE_THRESHOLD = 0.85
+#: Minimum Dice of the femur masks after mapping (see :func:`check_registration`).
+FEMUR_DICE_THRESHOLD = 0.80
 #: Metric samples per resolution level (random sampling keeps each stage fast).
 _SAMPLES_PER_LEVEL = 40_000
 _SHRINK = (4, 2, 1)
 #: Relative metric gain required to keep the B-spline stage.
 _BSPLINE_MIN_GAIN = 0.005
+#: CT bone threshold (HU): cortical bone is 700-1800 HU, muscle and fat below 100.
+CT_BONE_HU = 250.0
+#: Weight of the femur in the MR <-> CT feature images (body = 1).
+_FEMUR_WEIGHT = 3.0
 
 
 @dataclass
@@ -285,6 +293,215 @@ def _evaluate(
     return float(reg.MetricEvaluate(fixed, moving))
 
 
+# --------------------------------------------------------------------------- MR <-> CT
+
+
+def _is_ct(image: sitk.Image) -> bool:
+    """CT in Hounsfield units: air is about -1000 (no MR magnitude is negative)."""
+    stats = sitk.MinimumMaximumImageFilter()
+    stats.Execute(image)
+    return stats.GetMinimum() < -500.0
+
+
+def _slice_grid(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+    """LPS x and y (mm) of the pixels of an axial slice, each shaped (j, i)."""
+    nx, ny = image.GetSize()[:2]
+    d = np.asarray(image.GetDirection()).reshape(3, 3)
+    sp, o = np.asarray(image.GetSpacing()), np.asarray(image.GetOrigin())
+    j, i = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
+    x = o[0] + d[0, 0] * sp[0] * i + d[0, 1] * sp[1] * j
+    y = o[1] + d[1, 0] * sp[0] * i + d[1, 1] * sp[1] * j
+    return x, y
+
+
+def body_and_femur(image: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
+    """Body (thighs) and filled-femur masks of an axial CT or MR thigh image.
+
+    CT (detected by air near -1000 HU): body = :func:`thigh_mask`; femur = voxels above
+    :data:`CT_BONE_HU` inside the body, holes (marrow) filled per slice, 2-D components of
+    at least 10 mm equivalent diameter. MR (any contrast): body from
+    :func:`myoimg.segment.thigh.body_mask`, femur from
+    :func:`myoimg.segment.femur.find_femurs` per slice (cortex is a signal void on every
+    sequence; holes filled). Both femur masks thus describe the same object, the whole
+    bone cross-section, which is rigid and does not change between sessions.
+
+    Returns
+    -------
+    body, femur : SimpleITK.Image
+        uint8 masks on the image grid.
+    """
+    from .femur import find_femurs
+    from .thigh import body_mask
+
+    arr = sitk.GetArrayFromImage(image).astype(np.float32)
+    sx, sy = image.GetSpacing()[:2]
+    femur = np.zeros(arr.shape, bool)
+    if _is_ct(image):
+        body = sitk.GetArrayFromImage(thigh_mask(image)).astype(bool)
+        min_px = np.pi * 5.0**2 / (sx * sy)
+        for k in range(arr.shape[0]):
+            bone = ndimage.binary_fill_holes((arr[k] > CT_BONE_HU) & body[k])
+            lab, n = ndimage.label(bone)
+            if n:
+                sizes = np.bincount(lab.ravel())
+                sizes[0] = 0
+                femur[k] = (sizes >= min_px)[lab]
+    else:
+        body = body_mask(arr, (sx, sy))
+        x, y = _slice_grid(image)
+        for k in range(arr.shape[0]):
+            for cand in find_femurs(arr[k], body[k], (sx, sy), x, y):
+                femur[k] |= cand.mask
+    out = []
+    for a in (body, femur):
+        img = sitk.GetImageFromArray(a.astype(np.uint8))
+        img.CopyInformation(image)
+        out.append(img)
+    return out[0], out[1]
+
+
+def _feature_image(body: sitk.Image, femur: sitk.Image) -> sitk.Image:
+    """Modality-free image to register: 0 air, 1 soft tissue, 1 + FEMUR_WEIGHT femur.
+
+    Smoothed in-plane (sigma 2 mm) so the mean-squares metric has a smooth basin; the
+    femur weight makes the bone (rigid, same shape on MR and CT) dominate the skin outline
+    (which fat suppression and compression make differ by a few mm between modalities).
+    """
+    arr = sitk.GetArrayFromImage(body).astype(np.float32)
+    arr += _FEMUR_WEIGHT * sitk.GetArrayFromImage(femur).astype(np.float32)
+    sx, sy = body.GetSpacing()[:2]
+    arr = ndimage.gaussian_filter(arr, sigma=(0.0, 2.0 / sy, 2.0 / sx))
+    img = sitk.GetImageFromArray(arr)
+    img.CopyInformation(body)
+    return img
+
+
+def _z_profile(body: sitk.Image, femur: sitk.Image, step: float):
+    """(z grid, body area, femur area) in mm^2 on a regular z grid; None if not axial."""
+    pb, pf = _area_profile(body, step), _area_profile(femur, step)
+    if pb is None or pf is None:
+        return None
+    return pb[0], pb[1], pf[1]
+
+
+def _z_candidates(fixed_parts, moving_parts, step: float = 2.0, n: int = 3) -> list[float]:
+    """Best z offsets (fixed z - moving z, mm) by sliding area profiles; best first.
+
+    The per-slice cross-section areas of the body and (weighted x 10: small but sharply
+    varying near the metaphyses) of the femur are compared as the moving profile slides
+    along the fixed one, with at least 60 % of the shorter profile overlapping; the cost
+    is the mean squared difference over the overlap. Local minima, best ``n``.
+    """
+    fp, mp = _z_profile(*fixed_parts, step), _z_profile(*moving_parts, step)
+    if fp is None or mp is None:
+        return [0.0]
+    (fz, fb, ff), (mz, mb, mf) = fp, mp
+    nf, nm = len(fz), len(mz)
+    min_overlap = max(2, int(0.6 * min(nf, nm)))
+    shifts, costs = [], []
+    for s in range(-(nm - min_overlap), nf - min_overlap + 1):  # moving index 0 at fixed s
+        lo, hi = max(0, s), min(nf, s + nm)
+        if hi - lo < min_overlap:
+            continue
+        fi, mi = slice(lo, hi), slice(lo - s, hi - s)
+        c = np.mean((fb[fi] - mb[mi]) ** 2) + np.mean((10.0 * (ff[fi] - mf[mi])) ** 2)
+        shifts.append(fz[0] + s * step - mz[0])
+        costs.append(c)
+    costs_a = np.asarray(costs)
+    order = [
+        i for i in np.argsort(costs_a)
+        if (i == 0 or costs_a[i] <= costs_a[i - 1]) and (i == len(costs_a) - 1 or costs_a[i] <= costs_a[i + 1])
+    ]  # fmt: skip
+    return [float(shifts[i]) for i in order[:n]] or [0.0]
+
+
+def _centroid(mask: sitk.Image, zmin: float | None = None, zmax: float | None = None):
+    """Centre of mass (LPS mm) of a mask, optionally within a z slab; None if empty."""
+    arr = sitk.GetArrayFromImage(mask).astype(bool)
+    if zmin is not None:
+        z = np.array([mask.TransformIndexToPhysicalPoint((0, 0, k))[2] for k in range(arr.shape[0])])
+        arr[(z < zmin) | (z > zmax)] = False
+    if not arr.any():
+        return None
+    kji = np.argwhere(arr).mean(axis=0)
+    return np.asarray(mask.TransformContinuousIndexToPhysicalPoint(tuple(float(v) for v in kji[::-1])))
+
+
+def _register_features(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    fixed_parts: tuple[sitk.Image, sitk.Image],
+    moving_parts: tuple[sitk.Image, sitk.Image],
+    quality: dict[str, Any],
+    messages: list[str],
+) -> tuple[sitk.Euler3DTransform, float]:
+    """Rigid MR <-> CT registration of body + femur feature images (see module docstring)."""
+    t0 = time.perf_counter()
+    ffeat, mfeat = _feature_image(*fixed_parts), _feature_image(*moving_parts)
+    metric_mask = _dilate(fixed_parts[0], 10.0)
+    fixed_levels = _pyramid(ffeat, metric_mask)
+    moving_levels = _pyramid(mfeat, None)
+    mz = sorted(moving.TransformIndexToPhysicalPoint((0, 0, k))[2] for k in (0, moving.GetSize()[2] - 1))
+    fz = sorted(fixed.TransformIndexToPhysicalPoint((0, 0, k))[2] for k in (0, fixed.GetSize()[2] - 1))
+    best: tuple[float, sitk.Euler3DTransform] | None = None
+    its = 0
+    z_offsets = _z_candidates(fixed_parts, moving_parts)
+    for dz in z_offsets:
+        # Overlap of the two z ranges, in moving coordinates (fixed z = moving z + dz).
+        lo, hi = max(mz[0], fz[0] - dz), min(mz[1], fz[1] - dz)
+        fc = _centroid(fixed_parts[1], lo + dz, hi + dz)
+        mc = _centroid(moving_parts[1], lo, hi)
+        if fc is None or mc is None:  # no femur found: centre on the bodies
+            fc = _centroid(fixed_parts[0], lo + dz, hi + dz)
+            mc = _centroid(moving_parts[0], lo, hi)
+        if fc is None or mc is None:
+            continue
+        rigid = sitk.Euler3DTransform()
+        rigid.SetCenter(tuple(float(v) for v in fc))
+        rigid.SetTranslation((float(mc[0] - fc[0]), float(mc[1] - fc[1]), float(-dz)))
+        for (f, fm), (m, _) in zip(fixed_levels, moving_levels, strict=True):
+            reg = sitk.ImageRegistrationMethod()
+            reg.SetMetricAsMeanSquares()
+            reg.SetMetricSamplingStrategy(reg.RANDOM)
+            n = float(np.prod(f.GetSize()))
+            reg.SetMetricSamplingPercentage(min(1.0, _SAMPLES_PER_LEVEL / n), 12345)
+            reg.SetMetricFixedMask(fm)
+            reg.SetInterpolator(sitk.sitkLinear)
+            reg.SetOptimizerAsRegularStepGradientDescent(
+                learningRate=4.0, minStep=0.01, numberOfIterations=150,
+                relaxationFactor=0.6, gradientMagnitudeTolerance=1e-8,
+            )  # fmt: skip
+            reg.SetOptimizerScalesFromPhysicalShift()
+            reg.SetInitialTransform(rigid, inPlace=True)
+            reg.Execute(f, m)
+            its += int(reg.GetOptimizerIteration())
+        value = _evaluate_ms(ffeat, mfeat, metric_mask, rigid)
+        if best is None or value < best[0]:
+            best = (value, sitk.Euler3DTransform(rigid))
+    if best is None:
+        raise RegistrationError("MR -> CT registration impossible: no overlapping body found")
+    quality["iterations"]["rigid"] = its
+    quality["seconds"]["rigid"] = round(time.perf_counter() - t0, 2)
+    quality["z_starts_mm"] = [round(v, 1) for v in z_offsets]
+    messages.append(
+        "MR <-> CT: rigid registration of body + femur masks "
+        f"({len(z_offsets)} craniocaudal starts from area profiles)"
+    )
+    return best[1], best[0]
+
+
+def _evaluate_ms(fixed: sitk.Image, moving: sitk.Image, mask: sitk.Image, transform) -> float:
+    """Mean squares of ``transform`` at full resolution on a fixed random sample set."""
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMeanSquares()
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(min(1.0, _SAMPLES_PER_LEVEL / float(np.prod(fixed.GetSize()))), 12345)
+    reg.SetMetricFixedMask(mask)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetInitialTransform(transform)
+    return float(reg.MetricEvaluate(fixed, moving))
+
+
 def register_rigid_affine(
     fixed: sitk.Image,
     moving: sitk.Image,
@@ -323,6 +540,7 @@ def register_rigid_affine(
     say = progress or (lambda _msg: None)
     fmask = fixed_mask if fixed_mask is not None else thigh_mask(fixed)
     mmask = moving_mask if moving_mask is not None else thigh_mask(moving)
+    fixed_raw, moving_raw = fixed, moving
     if multimodal:
         fixed, moving = _soft_tissue_window(fixed), _soft_tissue_window(moving)
     fmask = sitk.Cast(fmask > 0, sitk.sitkUInt8)
@@ -374,6 +592,21 @@ def register_rigid_affine(
         quality["seconds"][name] = round(time.perf_counter() - t0, 2)
         return value
 
+    if multimodal:
+        # MR <-> CT: rigid only (the patient moves rigidly between sessions; an affine
+        # stage on multimodal data can scale the wrong way), on body + femur features.
+        fparts = body_and_femur(fixed_raw)
+        mparts = body_and_femur(moving_raw)
+        say("rigid")
+        final, metric = _register_features(fixed_raw, moving_raw, fparts, mparts, quality, messages)
+        say("quality check")
+        result = check_registration(
+            fixed_raw, moving_raw, final, fixed_mask=full_fmask, moving_mask=mmask, metric=metric,
+            fixed_femur=fparts[1], moving_femur=mparts[1],
+        )  # fmt: skip
+        result.quality.update(quality)
+        result.messages = messages + result.messages
+        return result
     metric = run("rigid", rigid, 100)
     affine = sitk.AffineTransform(3)
     affine.SetCenter(rigid.GetCenter())
@@ -422,6 +655,9 @@ def check_registration(
     moving_mask: sitk.Image | None = None,
     metric: float = float("nan"),
     threshold: float = DICE_THRESHOLD,
+    fixed_femur: sitk.Image | None = None,
+    moving_femur: sitk.Image | None = None,
+    femur_threshold: float = FEMUR_DICE_THRESHOLD,
 ) -> RegistrationResult:
     """Quality of a fixed->moving transform: Dice of the thigh masks after mapping.
 
@@ -451,18 +687,39 @@ def check_registration(
     fixed_in = sitk.GetArrayViewFromImage(fmask).astype(bool) & domain
     dice = _dice(fixed_in, sitk.GetArrayViewFromImage(mapped))
     finite = not math.isinf(float(metric))  # NaN = metric not given
-    ok = dice >= threshold and finite
     messages = []
     if dice < threshold:
         messages.append(
             f"registration failed its quality check: thigh-mask Dice {dice:.3f} < {threshold:.2f}"
         )
+    # Femur overlap: the bone is rigid and sharply outlined on MR and CT alike, so it sees
+    # the few-mm / few-degree errors that the (large, smooth) thigh outline misses.
+    ffem = fixed_femur if fixed_femur is not None else body_and_femur(fixed)[1]
+    mfem = moving_femur if moving_femur is not None else body_and_femur(moving)[1]
+    fem_mapped = sitk.GetArrayFromImage(
+        sitk.Resample(sitk.Cast(mfem > 0, sitk.sitkUInt8), ffem, transform,
+                      sitk.sitkNearestNeighbor, 0)
+    ).astype(bool)  # fmt: skip
+    fem_fixed = sitk.GetArrayFromImage(ffem).astype(bool) & domain
+    fem_dice = _dice(fem_fixed, fem_mapped) if fem_fixed.any() and fem_mapped.any() else float("nan")
+    femur_ok = not fem_dice < femur_threshold  # NaN: no femur in view, no femur check
+    if not femur_ok:
+        messages.append(
+            "registration failed its quality check: femur Dice "
+            f"{fem_dice:.3f} < {femur_threshold:.2f}"
+        )
+    elif math.isnan(fem_dice):
+        messages.append("no femur found in both images: femur overlap not checked")
+    ok = dice >= threshold and femur_ok and finite
     if not finite:
         messages.append("registration metric is not finite")
     return RegistrationResult(
         transform=transform,
         metric=float(metric),
-        quality={"dice": dice, "metric": float(metric), "threshold": threshold},
+        quality={
+            "dice": dice, "femur_dice": fem_dice, "metric": float(metric),
+            "threshold": threshold, "femur_threshold": femur_threshold,
+        },  # fmt: skip
         ok=bool(ok),
         messages=messages,
     )

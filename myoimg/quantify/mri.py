@@ -1,0 +1,372 @@
+"""MRI oedema quantification on T2-weighted fat-suppressed (STIR / T2-FS) thigh images.
+
+Pipeline per visit: N4 bias correction inside the thigh (or muscle) mask -> healthy
+muscle reference signal -> normalised image (1.0 = healthy muscle) -> oedema = voxels
+above a threshold inside each (in-plane eroded) muscle.
+
+Conventions: images are SimpleITK images in LPS; NumPy arrays are (k, j, i) =
+(slice, row, column). Volumes in mL; fractions 0-1; normalised signal dimensionless.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from ..errors import MyoimgError, SegmentationError
+from ..labels import BY_ID, QUADRICEPS
+from ..segment.bias import n4_correct
+from .stats import (
+    as_array,
+    check_same_grid,
+    erode_inplane_mask,
+    healthy_mode_sd,
+    present_label_ids,
+    robust_mean_sd,
+)
+
+__all__ = [
+    "ReferenceSignal",
+    "MriQuantification",
+    "MRI_METRICS",
+    "reference_signal",
+    "parse_threshold",
+    "oedema_metrics",
+]
+
+#: Per-muscle keys written by :func:`oedema_metrics` (results.json schema).
+MRI_METRICS: tuple[str, ...] = (
+    "volume_ml",
+    "oedema_fraction",
+    "oedema_volume_ml",
+    "t2fs_norm_mean",
+    "t2fs_norm_median",
+    "t2fs_z",
+)
+
+#: N4 fitting levels (max iterations each): 4 levels (B-spline mesh refined 3 times)
+#: flattened a +/-30% multi-lobed coil profile to ~0.3% between muscles on the
+#: reference phantom, against ~1% with 3 levels.
+N4_ITERATIONS: tuple[int, ...] = (50, 50, 50, 50)
+
+_METHOD_LABELS = "median and 1.4826 x MAD of the voxels of labels {ids} (robust mean/SD)"
+_METHOD_AUTO = (
+    "automatic: lowest significant mode of the smoothed histogram (binned Gaussian KDE) "
+    "of all labelled muscle voxels {ids}; SD from the half below the mode "
+    "(median(mode - x | x < mode) / 0.6745), since oedema only adds bright voxels"
+)
+
+
+@dataclass(frozen=True)
+class ReferenceSignal:
+    """Healthy-muscle signal level.
+
+    Attributes
+    ----------
+    mean, sd : float
+        Healthy-muscle level and its spread, in the units of the image given.
+    method : str
+        Human-readable description of the estimator (written to results/report).
+    n_voxels : int
+        Number of voxels the estimate used.
+    label_ids : tuple of int
+        Labels whose voxels were used.
+    """
+
+    mean: float
+    sd: float
+    method: str
+    n_voxels: int
+    label_ids: tuple[int, ...]
+
+
+@dataclass(eq=False)
+class MriQuantification:
+    """Result of :func:`oedema_metrics`.
+
+    Attributes
+    ----------
+    muscles : dict
+        Label name -> {volume_ml, oedema_fraction, oedema_volume_ml, t2fs_norm_mean,
+        t2fs_norm_median, t2fs_z}; quadriceps 1-8 are always present (None values when
+        the label is absent), other labels when present.
+    reference : ReferenceSignal
+        In raw (bias-corrected) image units.
+    threshold_norm : float
+        Oedema threshold on the normalised image.
+    normalised : SimpleITK.Image
+        float32, bias-corrected image / reference mean (1.0 = healthy muscle).
+    oedema : SimpleITK.Image
+        uint8 0/1 oedema mask (inside the eroded muscles only).
+    parameters : dict
+        Everything needed to reproduce the numbers (JSON-serialisable).
+    warnings : list of str
+        Non-fatal problems (e.g. a muscle too thin to erode).
+    """
+
+    muscles: dict[str, dict[str, Any]]
+    reference: ReferenceSignal
+    threshold_norm: float
+    normalised: sitk.Image
+    oedema: sitk.Image
+    parameters: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def reference_summary(self) -> dict[str, Any]:
+        """results.json "mri_reference": normalised mean (1.0) and SD, method, raw mean."""
+        r = self.reference
+        return {"mean": 1.0, "sd": r.sd / r.mean, "method": r.method, "raw_value": r.mean}
+
+
+def _label_array(labels: sitk.Image | np.ndarray) -> np.ndarray:
+    arr = as_array(labels)
+    if not np.issubdtype(arr.dtype, np.integer):
+        arr = np.rint(arr).astype(np.int32)
+    return arr
+
+
+def reference_signal(
+    image: sitk.Image | np.ndarray,
+    labels: sitk.Image | np.ndarray,
+    *,
+    reference_labels: Sequence[int] | None = None,
+    mask: sitk.Image | np.ndarray | None = None,
+) -> ReferenceSignal:
+    """Estimate the healthy-muscle signal (mean, SD) of an MR image.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image or ndarray
+        Intensity image (bias-corrected for a meaningful result).
+    labels : SimpleITK.Image or ndarray
+        Integer label map on the same grid (myoimg label ids).
+    reference_labels : sequence of int, optional
+        Labels assumed healthy (e.g. hamstrings 14, 18 or adductors 13, 17). Their
+        voxels give median and 1.4826 x MAD (robust mean and SD). Default: automatic,
+        see :func:`myoimg.quantify.stats.healthy_mode_sd` (lowest significant
+        histogram mode of all labelled voxels, SD from the half below the mode),
+        which still finds healthy muscle when most quadriceps voxels are inflamed.
+    mask : SimpleITK.Image or ndarray, optional
+        Only voxels where the mask is non-zero are used (e.g. eroded muscles).
+
+    Returns
+    -------
+    ReferenceSignal
+    """
+    img = as_array(image).astype(np.float64, copy=False)
+    lab = _label_array(labels)
+    if img.shape != lab.shape:
+        raise SegmentationError(f"label map shape {lab.shape} differs from image {img.shape}")
+    use = lab > 0
+    if mask is not None:
+        m = as_array(mask)
+        if m.shape != img.shape:
+            raise SegmentationError(f"mask shape {m.shape} differs from image {img.shape}")
+        use &= m > 0
+    if reference_labels is not None:
+        ids = tuple(sorted(int(i) for i in reference_labels))
+        sel = use & np.isin(lab, ids)
+        present = tuple(i for i in ids if np.any(sel & (lab == i)))
+        if not present:
+            raise SegmentationError(f"reference labels {list(ids)} are absent from the label map")
+        values = img[sel]
+        mean, sd = robust_mean_sd(values)
+        method = _METHOD_LABELS.format(ids=list(present))
+    else:
+        present = tuple(present_label_ids(lab[use]))
+        values = img[use]
+        mean, sd = healthy_mode_sd(values)
+        method = _METHOD_AUTO.format(ids=list(present))
+    return ReferenceSignal(float(mean), float(sd), method, int(values.size), present)
+
+
+_THRESHOLD_RE = re.compile(r"^\s*mean\s*\+\s*(\d+(?:\.\d*)?)\s*sd\s*$", re.IGNORECASE)
+
+
+def parse_threshold(threshold: str | float, reference: ReferenceSignal) -> float:
+    """Oedema threshold on the normalised image (reference mean = 1).
+
+    ``"mean+Nsd"`` (e.g. the default "mean+2sd", or "mean+3sd") gives
+    1 + N x sd / mean; a number is taken as an absolute normalised threshold (e.g. 1.5).
+    """
+    if isinstance(threshold, bool):
+        raise MyoimgError(f"invalid oedema threshold {threshold!r}")
+    if isinstance(threshold, (int, float, np.floating, np.integer)):
+        value = float(threshold)
+        if not np.isfinite(value) or value <= 0:
+            raise MyoimgError(f"oedema threshold must be a positive number, got {threshold!r}")
+        return value
+    match = _THRESHOLD_RE.match(str(threshold))
+    if not match:
+        raise MyoimgError(
+            f"invalid oedema threshold {threshold!r}: use 'mean+2sd', 'mean+3sd' or a number"
+        )
+    return 1.0 + float(match.group(1)) * reference.sd / reference.mean
+
+
+def _empty_muscle() -> dict[str, Any]:
+    return {k: None for k in MRI_METRICS}
+
+
+def _padded_bbox(sl: tuple[slice, ...], shape: tuple[int, ...], pad: int) -> tuple[slice, ...]:
+    k, j, i = sl
+    return (
+        k,
+        slice(max(j.start - pad, 0), min(j.stop + pad, shape[1])),
+        slice(max(i.start - pad, 0), min(i.stop + pad, shape[2])),
+    )
+
+
+def oedema_metrics(
+    image: sitk.Image,
+    labels: sitk.Image,
+    *,
+    reference_labels: Sequence[int] | None = None,
+    threshold: str | float = "mean+2sd",
+    erode_inplane: int = 1,
+    bias_correct: bool = True,
+    thigh_mask: sitk.Image | None = None,
+) -> MriQuantification:
+    """Per-muscle oedema metrics of a T2-FS / STIR image.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        3-D T2-FS image (physical units), LPS.
+    labels : SimpleITK.Image
+        Integer label map (myoimg ids) on the same grid.
+    reference_labels : sequence of int, optional
+        Healthy reference labels; default automatic (see :func:`reference_signal`).
+    threshold : str or float
+        "mean+2sd" (default, as in published STIR methods), "mean+3sd" (any
+        "mean+Nsd"), or a float = absolute threshold on the normalised image.
+    erode_inplane : int
+        In-plane erosion (voxels, 3x3 square element, per slice) of each muscle before
+        measuring oedema, to avoid partial volume at fascia; 0 disables it. A muscle
+        that would vanish is measured uneroded (with a warning).
+    bias_correct : bool
+        Apply N4 (myoimg.segment.bias.n4_correct) inside ``thigh_mask`` (default: all
+        labelled voxels) before any intensity comparison.
+    thigh_mask : SimpleITK.Image, optional
+        Mask driving N4.
+
+    Returns
+    -------
+    MriQuantification
+        Per muscle: ``volume_ml`` = full label voxel count x voxel volume (mL);
+        ``oedema_fraction`` = oedema voxels / voxels of the eroded muscle;
+        ``oedema_volume_ml`` = oedema_fraction x volume_ml; ``t2fs_norm_mean`` and
+        ``t2fs_norm_median`` over the eroded muscle; ``t2fs_z`` = (t2fs_norm_mean - 1)
+        / (reference sd / reference mean).
+    """
+    check_same_grid(image, labels, "label map")
+    if thigh_mask is not None:
+        check_same_grid(image, thigh_mask, "thigh mask")
+    lab = _label_array(labels)
+    if lab.ndim != 3:
+        raise SegmentationError(f"expected a 3-D label map, got {lab.ndim}-D")
+    warnings: list[str] = []
+    ids = present_label_ids(lab)
+    unknown = [i for i in ids if i not in BY_ID]
+    if unknown:
+        warnings.append(f"label ids {unknown} are not in the myoimg label table: ignored")
+        ids = [i for i in ids if i in BY_ID]
+    if not ids:
+        raise SegmentationError("the label map contains no muscle labels")
+
+    if bias_correct:
+        n4_mask = thigh_mask if thigh_mask is not None else sitk.Cast(labels > 0, sitk.sitkUInt8)
+        corrected = n4_correct(image, n4_mask, iterations=N4_ITERATIONS)
+    else:
+        corrected = sitk.Cast(image, sitk.sitkFloat32)
+    arr = sitk.GetArrayFromImage(corrected).astype(np.float64)
+
+    # Eroded (measurement) mask per muscle, computed on its padded bounding box.
+    erode = max(int(erode_inplane), 0)
+    objects = ndimage.find_objects(np.where(np.isin(lab, ids), lab, 0).astype(np.int32))
+    measure: dict[int, tuple[tuple[slice, ...], np.ndarray, np.ndarray]] = {}
+    for i in ids:
+        box = _padded_bbox(objects[i - 1], lab.shape, erode + 1)
+        full = lab[box] == i
+        eroded = erode_inplane_mask(full, erode)
+        if erode and not eroded.any():
+            warnings.append(
+                f"{BY_ID[i].name}: too thin for {erode}-voxel in-plane erosion; measured uneroded"
+            )
+            eroded = full
+        measure[i] = (box, full, eroded)
+    union = np.zeros(lab.shape, dtype=bool)
+    for box, _, eroded in measure.values():
+        union[box] |= eroded
+
+    reference = reference_signal(arr, lab, reference_labels=reference_labels, mask=union)
+    if not reference.mean > 0:
+        raise SegmentationError(
+            f"healthy-muscle reference signal is {reference.mean:g}: cannot normalise"
+        )
+    thr = parse_threshold(threshold, reference)
+    norm = arr / reference.mean
+    cv = reference.sd / reference.mean
+    voxel_ml = float(np.prod(image.GetSpacing())) / 1000.0
+
+    oedema = np.zeros(lab.shape, dtype=np.uint8)
+    muscles: dict[str, dict[str, Any]] = {m.name: _empty_muscle() for m in QUADRICEPS}
+    for i in ids:
+        box, full, eroded = measure[i]
+        vals = norm[box][eroded]
+        above = eroded & (norm[box] > thr)
+        oedema[box][above] = 1
+        volume = float(full.sum()) * voxel_ml
+        frac = float(above.sum()) / float(eroded.sum())
+        mean_norm = float(vals.mean())
+        muscles[BY_ID[i].name] = {
+            "volume_ml": volume,
+            "oedema_fraction": frac,
+            "oedema_volume_ml": frac * volume,
+            "t2fs_norm_mean": mean_norm,
+            "t2fs_norm_median": float(np.median(vals)),
+            "t2fs_z": (mean_norm - 1.0) / cv if cv > 0 else None,
+        }
+    # Label-table order (quadriceps first, then the others present).
+    order = [m for m in BY_ID.values() if m.name in muscles]
+    muscles = {m.name: muscles[m.name] for m in order}
+
+    normalised = sitk.GetImageFromArray(norm.astype(np.float32))
+    normalised.CopyInformation(image)
+    oedema_img = sitk.GetImageFromArray(oedema)
+    oedema_img.CopyInformation(image)
+    parameters = {
+        "threshold": threshold if isinstance(threshold, str) else float(threshold),
+        "threshold_norm": thr,
+        "reference_labels": None
+        if reference_labels is None
+        else [int(x) for x in reference_labels],
+        "reference_method": reference.method,
+        "reference_mean_raw": reference.mean,
+        "reference_sd_raw": reference.sd,
+        "reference_n_voxels": reference.n_voxels,
+        "erode_inplane": erode,
+        "erosion": "2-D per slice, 3x3 square structuring element, per muscle",
+        "bias_correct": bool(bias_correct),
+        "n4_iterations": list(N4_ITERATIONS) if bias_correct else None,
+        "bias_method": "N4 (SimpleITK) inside the thigh mask"
+        if thigh_mask is not None
+        else ("N4 (SimpleITK) inside the labelled muscles" if bias_correct else "none"),
+        "oedema_fraction": "oedema voxels / voxels of the eroded muscle",
+        "oedema_volume_ml": "oedema_fraction x full label volume",
+    }
+    return MriQuantification(
+        muscles=muscles,
+        reference=reference,
+        threshold_norm=float(thr),
+        normalised=normalised,
+        oedema=oedema_img,
+        parameters=parameters,
+        warnings=warnings,
+    )

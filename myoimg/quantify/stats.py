@@ -1,0 +1,169 @@
+"""Shared statistics helpers for MRI and PET quantification.
+
+All functions work on NumPy arrays; images are converted by the callers. Arrays from
+SimpleITK are in (k, j, i) = (slice, row, column) order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage, signal
+
+from ..errors import GeometryError, SegmentationError
+
+__all__ = [
+    "MAD_TO_SD",
+    "HALF_NORMAL_MEDIAN",
+    "as_array",
+    "check_same_grid",
+    "robust_mean_sd",
+    "healthy_mode_sd",
+    "present_label_ids",
+    "erode_inplane_mask",
+]
+
+#: 1 / Phi^-1(0.75): scales the median absolute deviation to the SD of a normal.
+MAD_TO_SD = 1.4826
+#: Median of |X| for X ~ N(0, 1) (= Phi^-1(0.75)): a half-normal's median in SD units.
+HALF_NORMAL_MEDIAN = 0.6745
+
+
+def as_array(image: sitk.Image | np.ndarray) -> np.ndarray:
+    """(k, j, i) NumPy array of a SimpleITK image (copy), or the array itself."""
+    if isinstance(image, sitk.Image):
+        return sitk.GetArrayFromImage(image)
+    return np.asarray(image)
+
+
+def check_same_grid(a: sitk.Image, b: sitk.Image, what: str) -> None:
+    """Raise :class:`GeometryError` unless ``a`` and ``b`` share size, spacing, origin, direction."""
+    if a.GetSize() != b.GetSize():
+        raise GeometryError(f"{what}: grid size {b.GetSize()} differs from the image {a.GetSize()}")
+    for name, x, y in (
+        ("spacing", a.GetSpacing(), b.GetSpacing()),
+        ("origin", a.GetOrigin(), b.GetOrigin()),
+        ("direction", a.GetDirection(), b.GetDirection()),
+    ):
+        if not np.allclose(x, y, atol=1e-3):
+            raise GeometryError(f"{what}: {name} {tuple(y)} differs from the image {tuple(x)}")
+
+
+def present_label_ids(labels: np.ndarray) -> list[int]:
+    """Sorted non-zero label ids present in an integer label array."""
+    ids = np.unique(labels)
+    return [int(i) for i in ids if i != 0]
+
+
+def robust_mean_sd(values: np.ndarray) -> tuple[float, float]:
+    """Median and MAD-based SD (1.4826 x median absolute deviation) of ``values``.
+
+    For normally distributed values these equal the mean and SD; a minority of outliers
+    (partial volume at fascia, a few inflamed voxels) barely moves them.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise SegmentationError("no voxels to estimate a reference signal from")
+    med = float(np.median(v))
+    mad = float(np.median(np.abs(v - med)))
+    return med, MAD_TO_SD * mad
+
+
+def _smoothed_histogram_modes(
+    v: np.ndarray, bandwidth: float, lo: float, hi: float, min_peak_fraction: float
+) -> float:
+    """Lowest significant peak of a Gaussian-smoothed histogram (a binned KDE)."""
+    width = bandwidth / 4.0  # 4 bins per bandwidth: binning error << bandwidth
+    nbins = int(np.clip(np.ceil((hi - lo) / width), 64, 4096))
+    hist, edges = np.histogram(v, bins=nbins, range=(lo, hi))
+    binw = edges[1] - edges[0]
+    dens = ndimage.gaussian_filter1d(hist.astype(np.float64), bandwidth / binw, mode="constant")
+    top = dens.max()
+    peaks, _ = signal.find_peaks(
+        dens, height=min_peak_fraction * top, prominence=0.5 * min_peak_fraction * top
+    )
+    p = int(peaks[0]) if peaks.size else int(np.argmax(dens))
+    # Parabolic interpolation of the peak position (sub-bin accuracy).
+    offset = 0.0
+    if 0 < p < nbins - 1:
+        y0, y1, y2 = dens[p - 1], dens[p], dens[p + 1]
+        denom = y0 - 2 * y1 + y2
+        if denom < 0:
+            offset = float(np.clip(0.5 * (y0 - y2) / denom, -0.5, 0.5))
+    return float(lo + (p + 0.5 + offset) * binw)
+
+
+def _lower_half_sd(v: np.ndarray, mode: float) -> float:
+    below = mode - v[v < mode]
+    if below.size == 0:
+        return 0.0
+    return float(np.median(below)) / HALF_NORMAL_MEDIAN
+
+
+def healthy_mode_sd(values: np.ndarray, *, min_peak_fraction: float = 0.2) -> tuple[float, float]:
+    """Mode and SD of the healthy-muscle component of a voxel intensity sample.
+
+    Method: a Gaussian-smoothed histogram (binned kernel density estimate) of the
+    values; the *lowest-intensity* peak whose height is at least ``min_peak_fraction``
+    of the highest peak is taken as the healthy level, because oedema (T2-FS) or
+    inflammation (PET) only adds brighter voxels: healthy muscle stays the lowest
+    populated mode even when it is a minority. Pass 1 uses Silverman's bandwidth;
+    pass 2 re-estimates with a bandwidth of half the healthy SD from pass 1 so that a
+    nearby bright component does not pull the peak. The SD comes from the half of the
+    distribution below the mode only: median(mode - x | x < mode) / 0.6745 (the median
+    of a half-normal), which the bright tail cannot inflate.
+
+    Parameters
+    ----------
+    values : ndarray
+        Voxel intensities (any shape; non-finite values ignored).
+    min_peak_fraction : float
+        Minimum relative height (0-1) of a peak to count as a tissue mode.
+
+    Returns
+    -------
+    (mode, sd) : tuple of float
+        In the units of ``values``.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size < 10:
+        raise SegmentationError(
+            f"only {v.size} muscle voxels: too few to estimate the healthy-muscle signal"
+        )
+    lo, hi = (float(x) for x in np.percentile(v, [0.1, 99.9]))
+    if hi <= lo:
+        return lo, 0.0
+    v = v[(v >= lo) & (v <= hi)]
+    q25, q75 = np.percentile(v, [25, 75])
+    scale = min(float(v.std()), float(q75 - q25) / 1.349) or float(v.std())
+    bw = 0.9 * scale * v.size ** (-0.2)
+    if bw <= 0:
+        bw = (hi - lo) / 256.0
+    mode = _smoothed_histogram_modes(v, bw, lo, hi, min_peak_fraction)
+    sd = _lower_half_sd(v, mode)
+    if sd > 0:
+        mode = _smoothed_histogram_modes(
+            v, max(0.5 * sd, (hi - lo) / 4000), lo, hi, min_peak_fraction
+        )
+        sd = _lower_half_sd(v, mode)
+    return mode, sd
+
+
+def erode_inplane_mask(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """Erode a (k, j, i) boolean mask within each slice (2-D, 3x3 square element).
+
+    A voxel survives one iteration only when all 8 in-plane neighbours are in the mask,
+    so every voxel touching another label or the background (fascia, fat, partial
+    volume) is removed. Slices are independent: thick axial slices are not eroded
+    through-plane. Voxels on the array border count as touching the outside.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if iterations <= 0:
+        return mask.copy()
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = True  # in-plane 3x3 only
+    return ndimage.binary_erosion(
+        mask, structure=structure, iterations=int(iterations), border_value=0
+    )

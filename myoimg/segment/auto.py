@@ -1,0 +1,454 @@
+"""Automatic quadriceps segmentation of axial thigh MRI (classical, no trained model).
+
+Pipeline (every step works slice by slice, because slice gaps can be 1-25 mm):
+
+1. body mask (threshold relative to the image's own air/tissue split);
+2. femur on each slice (round signal void, marrow filled), made consistent along z by
+   fitting one straight track per femur (the shaft is straight over the thigh);
+3. legs: body pixels assigned to their femur; sides from LPS geometry (patient right is
+   toward -x);
+4. per leg: subcutaneous fat profile -> muscle fascia; a polar compartment model around
+   the femur gives seeds for VI, VL, RF, VM, adductors and hamstrings; a watershed on a
+   fat-septum ridge map moves the borders onto the intermuscular septa.
+
+Coordinates: SimpleITK image in LPS; arrays are (k, j, i).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage as ndi
+
+from ..errors import SegmentationError
+from ..labels import BY_NAME
+from .compartments import GROUPS, segment_leg_slice
+from .contrast import detect_contrast, normalise_contrast
+from .femur import MIN_FEMUR_SEPARATION_MM, FemurCandidate, find_femurs
+from .thigh import body_mask, slice_grid_lps
+
+__all__ = ["SegmentationResult", "segment_thigh", "detect_contrast"]
+
+# The femoral shaft is nearly straight (anterior bow ~1 cm over its length): on every
+# slice its centre lies within this distance (mm) of the straight line fitted through the
+# detections (half a shaft diameter plus detection noise).
+TRACK_TOLERANCE_MM = 15.0
+# The shaft is continuous: detections separated from the main run by more than this
+# many empty slices (e.g. femoral heads in the pelvis above the trochanters) are dropped.
+MAX_TRACK_GAP = 1
+# Muscle borders move by < ~1 mm per mm along the thigh (muscles are long and run nearly
+# parallel to the femur); with slices up to 6 mm apart, a label that disagrees with both
+# neighbours is more likely noise than anatomy.
+Z_SMOOTH_MAX_SPACING_MM = 6.0
+# A femur missed at the end of its track is assumed to continue this far (mm).
+EXTRAPOLATE_MM = 10.0
+
+
+@dataclass
+class SegmentationResult:
+    """Output of :func:`segment_thigh`.
+
+    Attributes
+    ----------
+    labels : SimpleITK.Image
+        uint8 label map on exactly the input grid (myoimg label ids, 0 = background).
+    contrast : str
+        Contrast family used, ``"fatsup"`` or ``"t1"``.
+    contrast_name : str
+        User-facing name of the contrast ("fat-suppressed (STIR/T2-FS/water)" or
+        "fat-bright (T1/fat/in-phase)").
+    contrast_reason : str
+        Why this family was chosen (header attribute, image test, or user choice).
+    sides : tuple of str
+        Patient sides segmented, among ("R", "L").
+    messages : list of str
+        Notes for the user (missing femur on some slices, one-leg decisions, ...).
+    steps : dict of str -> SimpleITK.Image
+        Intermediate masks for quality control, all on the input grid: ``thigh``
+        (1 right leg, 2 left leg), ``femur``, ``muscle`` (inside the muscle fascia),
+        ``compartments`` (group index + 1 in the order of ``GROUPS``, 0 elsewhere).
+    """
+
+    labels: sitk.Image
+    contrast: str
+    contrast_name: str
+    contrast_reason: str
+    sides: tuple[str, ...]
+    messages: list[str] = field(default_factory=list)
+    steps: dict[str, sitk.Image] = field(default_factory=dict)
+
+
+_FAMILY_NAME = {
+    "fatsup": "fat-suppressed (T2-FS/STIR/water)",
+    "t1": "fat-bright (T1/fat/in-phase)",
+}
+
+
+def _check_input(image) -> None:
+    if not isinstance(image, sitk.Image):
+        raise SegmentationError(f"expected a SimpleITK.Image, got {type(image).__name__}")
+    if image.GetDimension() != 3:
+        raise SegmentationError(
+            f"automatic segmentation needs a 3-D image (axial slices); got a "
+            f"{image.GetDimension()}-D image"
+        )
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise SegmentationError("automatic segmentation needs a scalar (grey-level) image")
+    d = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    # The slice normal (third column) must be close to the LPS z axis: axial slices.
+    if abs(d[2, 2]) < 0.8:
+        raise SegmentationError(
+            "the slices are not axial (slice normal is "
+            f"{np.round(d[:, 2], 2).tolist()} in LPS); thigh segmentation needs axial slices"
+        )
+    size = image.GetSize()
+    if min(size[0], size[1]) < 32:
+        raise SegmentationError(f"image too small in-plane ({size[0]}x{size[1]} pixels)")
+
+
+def _fit_track(ks: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Robust straight line xy(k): least squares, then refit without outliers."""
+    if len(ks) == 1:
+        return np.array([[0.0, xy[0, 0]], [0.0, xy[0, 1]]])
+    keep = np.ones(len(ks), dtype=bool)
+    coef = None
+    for _ in range(3):
+        deg = 1 if keep.sum() >= 3 else 0
+        coef = [np.polyfit(ks[keep], xy[keep, c], deg) for c in range(2)]
+        coef = [np.pad(c, (2 - len(c), 0)) for c in coef]
+        pred = np.stack([np.polyval(c, ks) for c in coef], axis=1)
+        res = np.hypot(*(xy - pred).T)
+        new_keep = res <= TRACK_TOLERANCE_MM
+        # A track needs most detections; keep the better half at least.
+        if new_keep.sum() < max(1, len(ks) // 2):
+            new_keep = res <= np.median(res)
+        if np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    return np.asarray(coef)
+
+
+def _main_run(chosen: list) -> list:
+    """Keep the longest run of slices with a femur (gaps up to MAX_TRACK_GAP slices)."""
+    ks = [k for k, c in enumerate(chosen) if c is not None]
+    if not ks:
+        return chosen
+    runs, start = [], ks[0]
+    for a, b in zip(ks[:-1], ks[1:], strict=True):
+        if b - a - 1 > MAX_TRACK_GAP:
+            runs.append((start, a))
+            start = b
+    runs.append((start, ks[-1]))
+    lo, hi = max(runs, key=lambda r: sum(chosen[k] is not None for k in range(r[0], r[1] + 1)))
+    return [c if lo <= k <= hi else None for k, c in enumerate(chosen)]
+
+
+def _femur_tracks(
+    cands: list[list[FemurCandidate]], nz: int
+) -> tuple[list[np.ndarray], list[list[FemurCandidate | None]]]:
+    """Group per-slice candidates into 1-2 straight femur tracks; pick one per slice."""
+    pts = [(k, c) for k, cs in enumerate(cands) for c in cs]
+    if not pts:
+        return [], []
+    xs = np.array([c.centre_xy[0] for _, c in pts])
+    # Two femurs when detections split into two x clusters >= 8 cm apart (1-D 2-means).
+    centres = [xs.min(), xs.max()]
+    for _ in range(10):
+        assign = np.abs(xs - centres[0]) > np.abs(xs - centres[1])
+        centres = [xs[~assign].mean() if (~assign).any() else centres[0],
+                   xs[assign].mean() if assign.any() else centres[1]]
+    clusters = [np.ones(len(xs), bool)]
+    if abs(centres[1] - centres[0]) >= MIN_FEMUR_SEPARATION_MM:
+        clusters = [~assign, assign]
+        # A second femur must be seen on a fair share of slices: a few stray dark blobs on
+        # one side (a cut limb at the image border, pelvis) are not a leg.
+        n_slices = [len({pts[n][0] for n in np.nonzero(cl)[0]}) for cl in clusters]
+        if min(n_slices) < 0.4 * max(n_slices):
+            clusters = [clusters[int(np.argmax(n_slices))]]
+    tracks, picks = [], []
+    for cl in clusters:
+        sel = [pts[n] for n in np.nonzero(cl)[0]]
+        # best candidate per slice for the fit
+        best: dict[int, FemurCandidate] = {}
+        for k, c in sel:
+            if k not in best or c.score > best[k].score:
+                best[k] = c
+        ks = np.array(sorted(best), dtype=float)
+        xy = np.array([best[int(k)].centre_xy for k in ks])
+        coef = _fit_track(ks, xy)
+        chosen: list[FemurCandidate | None] = [None] * nz
+        for k, c in sel:
+            pred = np.array([np.polyval(coef[0], k), np.polyval(coef[1], k)])
+            if np.hypot(*(np.array(c.centre_xy) - pred)) > TRACK_TOLERANCE_MM:
+                continue
+            if chosen[k] is None or c.score > chosen[k].score:
+                chosen[k] = c
+        chosen = _main_run(chosen)
+        tracks.append(coef)
+        picks.append(chosen)
+    return tracks, picks
+
+
+def _fill_track_gaps(picks, tracks, body, grids, spacing_ij, dz: float) -> int:
+    """Put a femur where a track misses one: inside its run, or a few mm past its ends.
+
+    The shaft is straight, so the fitted line predicts its centre; its radius is the
+    track's median. Past the ends only up to EXTRAPOLATE_MM (the shaft does not stop
+    abruptly, but the knee and hip are not shaft), and only where the predicted centre is
+    deep inside the body.
+    """
+    n_filled = 0
+    n_extra = int(EXTRAPOLATE_MM // max(dz, 1e-3))
+    for chosen, coef in zip(picks, tracks, strict=True):
+        ks = [k for k, c in enumerate(chosen) if c is not None]
+        if len(ks) < 2:
+            continue
+        radius = float(np.median([chosen[k].radius_mm for k in ks]))
+        lo, hi = max(0, ks[0] - n_extra), min(len(chosen) - 1, ks[-1] + n_extra)
+        for k in range(lo, hi + 1):
+            if chosen[k] is not None:
+                continue
+            x, y = grids[k]
+            cx, cy = (float(np.polyval(coef[c], k)) for c in range(2))
+            d2 = (x - cx) ** 2 + (y - cy) ** 2
+            j, i = np.unravel_index(np.argmin(d2), d2.shape)
+            if not body[k][j, i]:
+                continue
+            depth = ndi.distance_transform_edt(body[k], sampling=spacing_ij[::-1])[j, i]
+            if depth < 2.0 * radius:
+                continue
+            mask = (d2 <= radius**2) & body[k]
+            chosen[k] = FemurCandidate(
+                mask=mask, centre_ji=(float(j), float(i)), centre_xy=(cx, cy),
+                radius_mm=radius, score=0.0,
+            )
+            n_filled += 1
+    return n_filled
+
+
+def _side_of_single_leg(
+    leg_xy: tuple[float, float], femur_xy: tuple[float, float], messages: list[str]
+) -> str:
+    """Patient side of the only leg in the field of view, from LPS geometry."""
+    x_leg = leg_xy[0]
+    # The scanner isocentre (x = 0 in LPS) is on the table's midline, where the patient
+    # lies: a leg centred more than 2 cm toward -x is the patient's right leg.
+    if abs(x_leg) > 20.0:
+        side = "R" if x_leg < 0 else "L"
+        messages.append(
+            f"one leg only in the field of view: its centre is at LPS x = {x_leg:.0f} mm, "
+            f"on the patient's {'right' if side == 'R' else 'left'} of the scanner isocentre; "
+            f"labelled as the {'right' if side == 'R' else 'left'} leg"
+        )
+        return side
+    # Near the isocentre: the femoral shaft lies lateral to the thigh's soft-tissue centre
+    # (the adductor mass makes the medial thigh bulky), so the femur offset points lateral.
+    off = femur_xy[0] - x_leg
+    side = "R" if off < 0 else "L"
+    messages.append(
+        "one leg only, centred on the scanner isocentre: side guessed from the femur lying "
+        f"{abs(off):.0f} mm toward {'-x' if off < 0 else '+x'} of the thigh centre (femur is "
+        f"lateral); labelled as the {'right' if side == 'R' else 'left'} leg - check it"
+    )
+    return side
+
+
+def segment_thigh(
+    image: sitk.Image,
+    *,
+    contrast: str = "auto",
+    header=None,
+    progress: Callable[[str, float], None] | None = None,
+) -> SegmentationResult:
+    """Segment the quadriceps heads (and neighbouring muscle groups) of both thighs.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        3-D scalar image in LPS with axial slices (any in-plane size and spacing).
+    contrast : str
+        ``"auto"`` (header, then image), a family (``"fatsup"``, ``"t1"``) or a name such
+        as ``"stir"``, ``"t2fs"``, ``"water"``, ``"dixon_fat"``, ``"inphase"``.
+    header : pydicom.Dataset, optional
+        First header of the series, used by ``contrast="auto"``.
+    progress : callable(step: str, fraction: float), optional
+        Called with a step name and the fraction done (0-1).
+
+    Returns
+    -------
+    SegmentationResult
+        Labels on the input grid: 1 R_VL, 2 R_VM, 3 R_VI, 4 R_RF, 5-8 the same on the
+        left; 13/17 adductors and 14/18 hamstrings where found; 0 elsewhere.
+
+    Raises
+    ------
+    SegmentationError
+        Wrong dimensionality, non-axial slices, or no femur found on most slices (the
+        series is not a thigh).
+    """
+    _check_input(image)
+
+    def report(step: str, frac: float) -> None:
+        if progress is not None:
+            progress(step, frac)
+
+    messages: list[str] = []
+    if contrast == "auto":
+        family, reason = detect_contrast(image, header)
+    else:
+        try:
+            family = normalise_contrast(contrast)
+        except ValueError as exc:
+            raise SegmentationError(str(exc)) from None
+        reason = f"chosen by the user ({contrast})"
+    fat_bright = family == "t1"
+    report("contrast", 0.05)
+
+    arr = sitk.GetArrayFromImage(image).astype(np.float32)
+    arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+    nz = arr.shape[0]
+    sp = image.GetSpacing()
+    spacing_ij = (float(sp[0]), float(sp[1]))
+
+    body = body_mask(arr, spacing_ij)
+    report("body", 0.15)
+
+    grids = [slice_grid_lps(image, k) for k in range(nz)]
+    cands = [find_femurs(arr[k], body[k], spacing_ij, *grids[k]) for k in range(nz)]
+    report("femur", 0.35)
+    tracks, picks = _femur_tracks(cands, nz)
+    found = [any(p[k] is not None for p in picks) for k in range(nz)]
+    n_found = int(sum(found))
+    if n_found == 0 or n_found < 0.5 * nz:
+        raise SegmentationError(
+            f"this series does not look like a thigh: a femur was found on {n_found} of {nz} "
+            "slices (need at least half); check the series (axial thigh MRI expected)"
+        )
+    n_filled = _fill_track_gaps(picks, tracks, body, grids, spacing_ij, float(sp[2]))
+    if n_filled:
+        messages.append(
+            f"femur position interpolated along its straight track on {n_filled} slice(s) "
+            "where it was not detected"
+        )
+    found = [any(p[k] is not None for p in picks) for k in range(nz)]
+    n_found = int(sum(found))
+    if n_found < nz:
+        missing = [k for k in range(nz) if not found[k]]
+        messages.append(
+            f"no femur on slice(s) {missing} (e.g. above the femoral shaft or below the "
+            "knee): these slices are not segmented"
+        )
+
+    # Sides: two femur tracks -> the one toward -x is the patient's right.
+    order = np.argsort([np.mean([c.centre_xy[0] for c in p if c is not None]) for p in picks])
+    picks = [picks[n] for n in order]
+    labels = np.zeros(arr.shape, dtype=np.uint8)
+    thigh = np.zeros(arr.shape, dtype=np.uint8)
+    femur_mask = np.zeros(arr.shape, dtype=np.uint8)
+    muscle = np.zeros(arr.shape, dtype=np.uint8)
+    comps = np.zeros(arr.shape, dtype=np.uint8)
+
+    if len(picks) == 2:
+        sides = ("R", "L")
+    else:
+        k_mid = [k for k in range(nz) if picks[0][k] is not None]
+        leg_x = []
+        for k in k_mid:
+            x, _ = grids[k]
+            if body[k].any():
+                leg_x.append(float(x[body[k]].mean()))
+        fem_x = float(np.mean([picks[0][k].centre_xy[0] for k in k_mid]))
+        sides = (_side_of_single_leg((float(np.mean(leg_x)), 0.0), (fem_x, 0.0), messages),)
+
+    coefs = [tracks[n] for n in order]
+    for k in range(nz):
+        report("compartments", 0.35 + 0.6 * k / max(nz, 1))
+        fems = [(side, p[k]) for side, p in zip(sides, picks, strict=True) if p[k] is not None]
+        if not fems:
+            continue
+        x, y = grids[k]
+        comp_lab, _ = _label(body[k])
+        for side, fem in fems:
+            leg = body[k] & (comp_lab == comp_lab[fem.mask].max())
+            if len(sides) == 2:
+                # Legs touching: split along the perpendicular bisector of the two femurs
+                # (the other femur from its straight track when not detected here).
+                n_other = 1 - sides.index(side)
+                other = picks[n_other][k]
+                b = (
+                    np.array(other.centre_xy)
+                    if other is not None
+                    else np.array([np.polyval(coefs[n_other][c], k) for c in range(2)])
+                )
+                a = np.array(fem.centre_xy)
+                d = b - a
+                proj = (x - (a[0] + b[0]) / 2) * d[0] + (y - (a[1] + b[1]) / 2) * d[1]
+                leg &= proj < 0
+            if leg.sum() < 10:
+                continue
+            fmask = fem.mask & leg
+            res = segment_leg_slice(
+                arr[k], leg, fmask, fem.centre_xy, x, y, side, spacing_ij, fat_bright
+            )
+            thigh[k][leg] = 1 if side == "R" else 2
+            femur_mask[k][fmask] = 1
+            muscle[k][res.inside_fascia] = 1
+            comps[k][res.groups > 0] = res.groups[res.groups > 0]
+            for g, group in enumerate(GROUPS, start=1):
+                lid = BY_NAME[f"{side}_{group}"].id
+                labels[k][res.groups == g] = lid
+    if sp[2] <= Z_SMOOTH_MAX_SPACING_MM and nz >= 3:
+        labels = _z_majority(labels, muscle > 0)
+        messages.append(
+            f"slices {sp[2]:.1f} mm apart: labels made consistent across neighbouring slices"
+        )
+    report("done", 1.0)
+
+    def to_img(a: np.ndarray) -> sitk.Image:
+        im = sitk.GetImageFromArray(a)
+        im.CopyInformation(image)
+        return im
+
+    return SegmentationResult(
+        labels=to_img(labels),
+        contrast=family,
+        contrast_name=_FAMILY_NAME[family],
+        contrast_reason=reason,
+        sides=tuple(sides),
+        messages=messages,
+        steps={
+            "thigh": to_img(thigh),
+            "femur": to_img(femur_mask),
+            "muscle": to_img(muscle),
+            "compartments": to_img(comps),
+        },
+    )
+
+
+def _z_majority(labels: np.ndarray, muscle: np.ndarray) -> np.ndarray:
+    """Per voxel, the most frequent label over slices k-1, k, k+1 (ties: keep own)."""
+    ids = [int(v) for v in np.unique(labels) if v != 0]
+    if not ids:
+        return labels
+    counts = np.zeros((len(ids),) + labels.shape, dtype=np.uint8)
+    for n, v in enumerate(ids):
+        m = (labels == v).astype(np.uint8)
+        c = m.copy()
+        c[1:] += m[:-1]
+        c[:-1] += m[1:]
+        # Own label counts 1.5 (x2 scale) so ties keep the slice's own decision.
+        counts[n] = 2 * c + m
+    best = np.asarray(ids, dtype=np.uint8)[np.argmax(counts, axis=0)]
+    out = labels.copy()
+    upd = muscle & (labels != 0)
+    out[upd] = best[upd]
+    return out
+
+
+def _label(mask: np.ndarray):
+    from scipy import ndimage as ndi
+
+    return ndi.label(mask)

@@ -1,0 +1,226 @@
+"""Muscle compartments of one leg on one axial slice: fascia, polar model, watershed.
+
+Geometry: a polar frame centred on the femur. ``theta`` (degrees) is measured from the
+leg's anterior direction (-y in LPS) toward its lateral direction (-x for the patient's
+right leg, +x for the left), so 0 = anterior, +90 = lateral, 180 = posterior,
+-90 = medial on both legs. ``u`` is a normalised depth: 0 at the femoral surface, 1 at
+the muscle fascia (inner border of the subcutaneous fat).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import filters, segmentation
+
+__all__ = ["LegSlice", "MARKER_MODEL", "segment_leg_slice"]
+
+# Marker model: (group, theta range deg, u range). Seeds only: the watershed moves the
+# borders to the fat septa. Anatomy at mid-thigh (any anatomy atlas, e.g. Gray's):
+# VI lies on the anterior and lateral shaft (deepest layer); VL is the lateral bulk;
+# RF is superficial and straight anterior; VM is antero-medial; the adductors are
+# medial/postero-medial; the hamstrings posterior. Seeds sit in the middle of each
+# muscle's sector, away from the expected borders, so that a few degrees of rotation or
+# a shift of a border keeps every seed inside its own muscle.
+MARKER_MODEL: tuple[tuple[str, tuple[float, float], tuple[float, float]], ...] = (
+    ("VI", (-30.0, 130.0), (0.0, 0.1)),
+    ("VL", (80.0, 140.0), (0.55, 0.85)),
+    ("RF", (-12.0, 12.0), (0.75, 0.92)),
+    ("VM", (-70.0, -40.0), (0.35, 0.75)),
+    ("ADD", (-140.0, -105.0), (0.3, 0.8)),
+    ("HAM", (170.0, 210.0), (0.5, 0.9)),
+    # Sartorius and gracilis: thin superficial straps over the adductor canal (medial)
+    # and on the medial side; without their own seeds VM and the adductors would flood
+    # them.
+    ("SAR", (-90.0, -70.0), (0.85, 1.0)),
+    ("GRA", (-125.0, -100.0), (0.88, 1.0)),
+)
+GROUPS = tuple(g for g, _, _ in MARKER_MODEL)
+
+N_BINS = 180
+W_FAT = 0.3
+COMPACTNESS = 0.003
+SEPTUM_RIDGE = 0.5  # ridge strength (fraction of its 99th percentile) of a septum
+R_CAP_FACTOR = 1.4
+RUN_MM = 5.0  # a muscle belly is >5 mm thick; superficial veins/skin are thinner
+W_GRAD = 0.0  # 2-degree angular bins for the skin/fascia radius profiles
+
+
+@dataclass
+class LegSlice:
+    """Result for one leg on one slice."""
+
+    groups: np.ndarray  # int (j, i): 0 outside, 1.. index+1 into GROUPS
+    inside_fascia: np.ndarray  # bool (j, i)
+    theta: np.ndarray  # float (j, i) degrees
+    u: np.ndarray  # float (j, i)
+
+
+def _circular_filter(v: np.ndarray, size: int, fn) -> np.ndarray:
+    return fn(v, size=size, mode="wrap")
+
+
+def _first_muscle_depth(
+    muscle_like: np.ndarray,
+    centre_xy: tuple[float, float],
+    x: np.ndarray,
+    y: np.ndarray,
+    lat_sign: float,
+    r_skin: np.ndarray,
+    r_fem: np.ndarray,
+    step: float = 0.5,
+) -> np.ndarray:
+    """Depth (mm) below the skin of the first muscle run along each angular bin's ray."""
+    # 2-D affine of the slice: (x, y) = o + A @ (i, j); rays are sampled in pixels.
+    a = np.array([[x[0, 1] - x[0, 0], x[1, 0] - x[0, 0]], [y[0, 1] - y[0, 0], y[1, 0] - y[0, 0]]])
+    a_inv = np.linalg.inv(a)
+    o = np.array([x[0, 0], y[0, 0]])
+    theta = np.radians((np.arange(N_BINS) + 0.5) * 360.0 / N_BINS - 180.0)
+    d_xy = np.stack([lat_sign * np.sin(theta), -np.cos(theta)], axis=1)  # (bins, 2)
+    max_depth = float(r_skin.max())
+    depths = np.arange(0.0, max_depth + step, step)
+    rr = r_skin[:, None] - depths[None, :]  # radius of each sample (bins, steps)
+    px_xy = np.asarray(centre_xy)[None, None, :] + rr[..., None] * d_xy[:, None, :]
+    ij = np.einsum("ab,nsb->nsa", a_inv, px_xy - o)
+    samples = ndi.map_coordinates(
+        muscle_like.astype(np.float32), [ij[..., 1], ij[..., 0]], order=0, cval=0.0
+    )
+    # Reaching the femur ends the search: count it as muscle there.
+    samples[rr <= r_fem[:, None]] = 1.0
+    n_run = max(1, int(round(RUN_MM / step)))
+    c = np.concatenate([np.zeros((N_BINS, 1)), np.cumsum(samples, axis=1)], axis=1)
+    run_mean = np.full(samples.shape, 0.0)
+    m = samples.shape[1] - n_run + 1
+    if m > 0:
+        run_mean[:, :m] = (c[:, n_run:] - c[:, :-n_run]) / n_run
+    run_mean[:, max(m, 0):] = 1.0
+    start = np.argmax(run_mean >= 0.8, axis=1)
+    return depths[start]
+
+
+def segment_leg_slice(
+    sl: np.ndarray,
+    leg: np.ndarray,
+    femur: np.ndarray,
+    femur_xy: tuple[float, float],
+    x: np.ndarray,
+    y: np.ndarray,
+    side: str,
+    spacing_ij: tuple[float, float],
+    fat_bright: bool,
+) -> LegSlice:
+    """Split one leg's muscle compartment into muscle groups.
+
+    Parameters
+    ----------
+    sl : ndarray (j, i)
+        Slice intensities.
+    leg, femur : ndarray of bool (j, i)
+        The leg's cross-section and its femur.
+    femur_xy : (float, float)
+        LPS centre of the femur (mm).
+    x, y : ndarray (j, i)
+        LPS coordinates of the pixels (mm).
+    side : {"R", "L"}
+        Patient side of the leg (sets the lateral direction).
+    spacing_ij : (float, float)
+        Column and row spacing (mm).
+    fat_bright : bool
+        True for T1-like contrasts (fat bright), False for fat-suppressed ones.
+    """
+    si, sj = spacing_ij
+    px = min(si, sj)
+    dx = x - femur_xy[0]
+    dy = y - femur_xy[1]
+    lat_sign = -1.0 if side == "R" else 1.0  # patient right is toward -x in LPS
+    ant = -dy  # anterior is -y in LPS
+    lat = lat_sign * dx
+    theta = np.degrees(np.arctan2(lat, ant))
+    r = np.hypot(dx, dy)
+    bins = ((theta + 180.0) / 360.0 * N_BINS).astype(int) % N_BINS
+
+    sm = ndi.gaussian_filter(sl.astype(np.float32), sigma=(0.8 / sj, 0.8 / si))
+    soft = leg & ~femur
+    vals = sm[soft]
+    # Fat vs muscle levels of this leg: the subcutaneous fat is the layer just under the
+    # skin (3-7 mm deep: below the blurred skin edge, within the fat layer of all but the
+    # leanest thighs); the deep thigh (>20 mm) is mostly muscle, but partly fatty or
+    # fat-replaced, so its upper quartile stands for muscle (on T1: lower quartile).
+    # A pixel is muscle-like when it is 40% of the way from fat to muscle.
+    depth = ndi.distance_transform_edt(leg, sampling=(sj, si))
+    ring = soft & (depth >= 3.0) & (depth <= 7.0)
+    deep = soft & (depth > 20.0)
+    if ring.sum() > 20 and deep.sum() > 20:
+        fat_level = float(np.median(sm[ring]))
+        mus_level = float(np.percentile(sm[deep], 25 if fat_bright else 75))
+        t = fat_level + 0.4 * (mus_level - fat_level)
+    else:
+        t = float(filters.threshold_otsu(vals)) if vals.size > 10 else float(np.median(sm))
+    muscle_like = (sm > t) if not fat_bright else (sm < t)
+    muscle_like &= soft
+
+    # Femur radius profile and skin radius profile per angular bin.
+    r_fem = np.zeros(N_BINS)
+    np.maximum.at(r_fem, bins[femur], r[femur])
+    r_fem[r_fem == 0] = np.median(r_fem[r_fem > 0]) if (r_fem > 0).any() else 10.0
+    r_skin = np.zeros(N_BINS)
+    np.maximum.at(r_skin, bins[leg], r[leg])
+    # Where the thighs meet the perineum (or each other) the "leg" runs on far medially.
+    # The lateral thigh always has free skin; a thigh's medial reach from the femur is at
+    # most ~1.4x its lateral radius (femur roughly central to slightly lateral), so cap
+    # the leg there.
+    lat_bins = (np.arange(N_BINS) + 0.5) * 360.0 / N_BINS - 180.0
+    lateral = (lat_bins > 45.0) & (lat_bins < 135.0) & (r_skin > 0)
+    if lateral.sum() >= 5:
+        cap = R_CAP_FACTOR * float(np.median(r_skin[lateral]))
+        leg = leg & (r <= cap)
+        soft = soft & leg
+        r_skin = np.minimum(r_skin, cap)
+    # Subcutaneous thickness: walking inward from the skin along each angular bin, the
+    # depth where a >= RUN_MM run of mostly muscle-like signal starts (a superficial vein
+    # or the bright skin line is shorter than that).
+    first_muscle = _first_muscle_depth(
+        muscle_like, femur_xy, x, y, lat_sign, r_skin, r_fem
+    )
+    # Subcutaneous fat thickness changes smoothly around the limb; a fat-replaced
+    # superficial muscle would look like a local thickening. A low running quantile over
+    # 90 degrees rejects those while following true thickness changes.
+    win = max(3, N_BINS // 4)
+    thick = ndi.percentile_filter(first_muscle, 40, size=win, mode="wrap")
+    thick = np.minimum(first_muscle, thick + 3.0)
+    thick = ndi.uniform_filter1d(thick, size=max(3, N_BINS // 36), mode="wrap")
+    r_fascia = np.maximum(r_skin - thick, r_fem + 2.0)
+
+    inside = soft & (r <= r_fascia[bins])
+    u = np.clip((r - r_fem[bins]) / np.maximum(r_fascia[bins] - r_fem[bins], 1.0), 0.0, 1.5)
+
+    # Elevation: thin fat septa between muscles (dark ridges on fat-suppressed images,
+    # bright on T1-like ones), 1-3 mm wide.
+    norm = sm / max(float(np.percentile(vals, 99)), 1e-6) if vals.size else sm
+    sig = [s / px for s in (1.0, 2.0)]
+    ridge = filters.sato(norm, sigmas=sig, black_ridges=not fat_bright, mode="reflect")
+    ridge[~inside] = 0
+    ridge = ridge / max(float(np.percentile(ridge[inside], 99)), 1e-6) if inside.any() else ridge
+    # Fat itself is a border too (broad intermuscular fat pads).
+    fatness = (~muscle_like).astype(np.float32) * W_FAT
+    # Signal steps between neighbouring muscles (one oedematous, one not) are borders too.
+    grad = filters.sobel(ndi.gaussian_filter(norm, 1.0 / px))
+    grad[~inside] = 0
+    grad = grad / max(float(np.percentile(grad[inside], 99)), 1e-6) if inside.any() else grad
+    elev = ridge + fatness + W_GRAD * grad
+
+    markers = np.zeros(sl.shape, dtype=np.int32)
+    for n, (_, (t0, t1), (u0, u1)) in enumerate(MARKER_MODEL, start=1):
+        m = inside & (u >= u0) & (u <= u1)
+        if t1 > 180.0:
+            m &= (theta >= t0) | (theta <= t1 - 360.0)
+        else:
+            m &= (theta >= t0) & (theta <= t1)
+        markers[m] = n
+    groups = segmentation.watershed(elev, markers=markers, mask=inside, compactness=COMPACTNESS)
+    # The septa themselves are fat, not muscle: thin fat-like ridges leave the labels.
+    # Broad dark areas (fat-replaced muscle) have little ridge response and stay.
+    groups[~muscle_like & (ridge > SEPTUM_RIDGE)] = 0
+    return LegSlice(groups=groups.astype(np.int32), inside_fascia=inside, theta=theta, u=u)

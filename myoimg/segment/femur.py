@@ -1,0 +1,158 @@
+"""Femoral shaft detection on axial thigh slices.
+
+The femoral cortex is a signal void on every MR sequence; the marrow is dark on
+fat-suppressed images and bright on T1-like ones. Hence the femur is found as a dark,
+round, compact region (marrow holes filled) lying well inside a limb, with a plausible
+size. Arrays are (j, i) = (row, column) slices; sizes are in mm from the spacing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import measure, morphology
+
+__all__ = ["FemurCandidate", "find_femurs"]
+
+# Adult femoral shaft diameter is 22-35 mm; the metaphyses near knee and hip are wider.
+# Accept 12-60 mm of equivalent diameter (children, atrophy, trochanter level).
+FEMUR_DIAMETER_MM = (12.0, 60.0)
+# The shaft is covered by the vasti and subcutaneous tissue: its centre lies at least
+# ~15 mm from the skin even in a very thin thigh.
+MIN_DEPTH_MM = 15.0
+# Two femurs are at least ~8 cm apart (pelvic width); closer dark blobs are one leg.
+MIN_FEMUR_SEPARATION_MM = 80.0
+
+
+@dataclass
+class FemurCandidate:
+    """A femur found on one slice: mask and centre in pixel and LPS coordinates."""
+
+    mask: np.ndarray  # bool (j, i)
+    centre_ji: tuple[float, float]
+    centre_xy: tuple[float, float]  # LPS mm
+    radius_mm: float
+    score: float
+
+
+def _dark_threshold(sm: np.ndarray, body: np.ndarray, depth: np.ndarray) -> float:
+    """Intensity below which a pixel counts as 'signal void' (cortex-like)."""
+    deep = sm[body & (depth > 15.0)]
+    if deep.size < 100:
+        deep = sm[body]
+    # The deep thigh is mostly muscle on every contrast; cortex/marrow on fat-suppressed
+    # images are far below a third of it, and the T1 cortex is near zero.
+    return 0.3 * float(np.median(deep))
+
+
+def _dist(a: FemurCandidate, b: FemurCandidate) -> float:
+    return float(np.hypot(a.centre_xy[0] - b.centre_xy[0], a.centre_xy[1] - b.centre_xy[1]))
+
+
+def _fill_small_holes(mask: np.ndarray, max_px: float) -> np.ndarray:
+    """Fill holes up to ``max_px`` pixels (marrow inside a cortex ring, not a whole limb)."""
+    holes = ndi.binary_fill_holes(mask) & ~mask
+    lab, n = ndi.label(holes)
+    if n == 0:
+        return mask
+    sizes = np.bincount(lab.ravel())
+    small = sizes <= max_px
+    small[0] = False
+    return mask | small[lab]
+
+
+def find_femurs(
+    sl: np.ndarray,
+    body: np.ndarray,
+    spacing_ij: tuple[float, float],
+    x: np.ndarray,
+    y: np.ndarray,
+) -> list[FemurCandidate]:
+    """Return 0, 1 or 2 femur candidates on one slice, best first.
+
+    Parameters
+    ----------
+    sl : ndarray (j, i)
+        Slice intensities.
+    body : ndarray of bool (j, i)
+        Body mask of the slice.
+    spacing_ij : (float, float)
+        Column and row spacing in mm.
+    x, y : ndarray (j, i)
+        LPS coordinates (mm) of each pixel.
+    """
+    if not body.any():
+        return []
+    si, sj = spacing_ij
+    px = min(si, sj)
+    sm = ndi.gaussian_filter(sl.astype(np.float32), sigma=(0.7 / sj, 0.7 / si))
+    depth = ndi.distance_transform_edt(body, sampling=(sj, si))
+    ref = _dark_threshold(sm, body, depth) / 0.3
+    cands: list[FemurCandidate] = []
+    # Cortex contrast varies along the shaft and between sequences: try a few void levels
+    # (fractions of the deep-thigh median) and keep the best-shaped blob.
+    for frac in (0.15, 0.25, 0.35, 0.5):
+        dark = (sm < frac * ref) & body
+        # The cortex is a ring around marrow of any signal: close small gaps, fill.
+        r_close = max(1, int(round(2.0 / px)))
+        dark = ndi.binary_closing(np.pad(dark, r_close), morphology.disk(r_close))[
+            r_close:-r_close, r_close:-r_close
+        ]
+        dark = _fill_small_holes(dark, np.pi * (FEMUR_DIAMETER_MM[1] / 2.0) ** 2 / (si * sj))
+        # Detach the femur from thin dark septa and vessels touching it.
+        r_open = max(1, int(round(2.0 / px)))
+        dark = ndi.binary_opening(dark, morphology.disk(r_open))
+        lab = measure.label(dark)
+        for reg in measure.regionprops(lab):
+            area_mm2 = reg.area * si * sj
+            diam = 2.0 * np.sqrt(area_mm2 / np.pi)
+            if not FEMUR_DIAMETER_MM[0] <= diam <= FEMUR_DIAMETER_MM[1]:
+                continue
+            cj, ci = reg.centroid
+            d_centre = float(depth[int(round(cj)), int(round(ci))])
+            if d_centre < MIN_DEPTH_MM or d_centre < 0.6 * diam:
+                continue
+            # The shaft section is near-circular (the linea aspera and the metaphyses make
+            # it at most moderately oval); elongated dark blobs are vessels, septa, tendons.
+            if reg.solidity < 0.8 or reg.eccentricity > 0.9:
+                continue
+            # Prefer round (eccentricity low), solid, shaft-sized blobs.
+            size_pen = 1.0 if 18.0 <= diam <= 42.0 else 0.6
+            score = reg.solidity * (1.0 - 0.5 * reg.eccentricity) * size_pen
+            m = lab == reg.label
+            cands.append(
+                FemurCandidate(
+                    mask=m,
+                    centre_ji=(float(cj), float(ci)),
+                    centre_xy=(float(x[m].mean()), float(y[m].mean())),
+                    radius_mm=diam / 2.0,
+                    score=float(score),
+                )
+            )
+    cands.sort(key=lambda c: -c.score)
+    # The same bone found at several void levels: keep its best version only.
+    unique: list[FemurCandidate] = []
+    for c in cands:
+        if all(_dist(c, o) > max(c.radius_mm, o.radius_mm) for o in unique):
+            unique.append(c)
+    # One femur per leg: two comparable round voids in the same limb, closer than two
+    # femurs can be, are something else (lower-leg bones, brain ventricles): none counts.
+    lab_body = measure.label(body)
+    comp = {id(c): lab_body[int(round(c.centre_ji[0])), int(round(c.centre_ji[1]))] for c in unique}
+    rivals = set()
+    for a in unique:
+        for b in unique:
+            if a is b or comp[id(a)] != comp[id(b)]:
+                continue
+            if _dist(a, b) < MIN_FEMUR_SEPARATION_MM and b.radius_mm > 0.7 * a.radius_mm:
+                rivals.add(id(a))
+    cands = [c for c in unique if id(c) not in rivals]
+    chosen: list[FemurCandidate] = []
+    for c in cands:
+        if all(abs(c.centre_xy[0] - o.centre_xy[0]) >= MIN_FEMUR_SEPARATION_MM for o in chosen):
+            chosen.append(c)
+        if len(chosen) == 2:
+            break
+    return chosen

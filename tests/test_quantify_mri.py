@@ -1,0 +1,236 @@
+"""MRI oedema quantification on analytic images with hand-computed answers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from myoimg.errors import GeometryError, MyoimgError, SegmentationError
+from myoimg.labels import QUADRICEPS
+from myoimg.quantify.mri import (
+    MRI_METRICS,
+    oedema_metrics,
+    parse_threshold,
+    reference_signal,
+)
+from myoimg.quantify.stats import erode_inplane_mask, healthy_mode_sd, robust_mean_sd
+
+SPACING = (1.5, 1.5, 5.0)  # (di, dj, dk) mm -> 11.25 mm^3 per voxel
+VOXEL_ML = 1.5 * 1.5 * 5.0 / 1000.0
+
+
+def _images(img: np.ndarray, lab: np.ndarray, spacing=SPACING):
+    image = sitk.GetImageFromArray(img.astype(np.float32))
+    image.SetSpacing(spacing)
+    image.SetOrigin((-30.0, 12.0, -100.0))
+    labels = sitk.GetImageFromArray(lab.astype(np.uint8))
+    labels.CopyInformation(image)
+    return image, labels
+
+
+def _block_phantom():
+    """R_VL 20x20 voxels x 4 slices at 100 with two bright (200) blocks; R_HAM a 90/110
+    checkerboard (median 100, MAD 10 -> robust SD 14.826)."""
+    lab = np.zeros((4, 30, 40), np.uint8)
+    img = np.zeros(lab.shape)
+    lab[:, 5:25, 5:25] = 1
+    img[:, 5:25, 5:25] = 100.0
+    img[:, 8:13, 10:16] = 200.0  # 5 x 6 = 30 voxels per slice, well inside
+    img[:, 5:8, 20:25] = 200.0  # 3 x 5 = 15 voxels per slice at the muscle corner
+    lab[:, 5:25, 28:38] = 14
+    jj, ii = np.mgrid[0:30, 0:40]
+    checker = np.where((jj + ii) % 2 == 0, 90.0, 110.0)
+    img[:, 5:25, 28:38] = checker[5:25, 28:38]
+    return _images(img, lab)
+
+
+def test_block_oedema_fraction_without_erosion():
+    image, labels = _block_phantom()
+    q = oedema_metrics(image, labels, reference_labels=[14], erode_inplane=0, bias_correct=False)
+    assert q.reference.mean == pytest.approx(100.0)
+    assert q.reference.sd == pytest.approx(14.826)
+    assert q.threshold_norm == pytest.approx(1 + 2 * 0.14826)
+    vl = q.muscles["R_VL"]
+    assert set(vl) == set(MRI_METRICS)
+    assert vl["volume_ml"] == pytest.approx(400 * 4 * VOXEL_ML)  # 18 mL
+    assert vl["oedema_fraction"] == pytest.approx(45 / 400)
+    assert vl["oedema_volume_ml"] == pytest.approx(45 / 400 * 18.0)
+    assert vl["t2fs_norm_mean"] == pytest.approx((45 * 2.0 + 355 * 1.0) / 400)
+    assert vl["t2fs_norm_median"] == pytest.approx(1.0)
+    assert vl["t2fs_z"] == pytest.approx((45 / 400) / 0.14826)
+    oed = sitk.GetArrayFromImage(q.oedema)
+    assert q.oedema.GetPixelID() == sitk.sitkUInt8
+    assert oed.sum() == 45 * 4
+    assert q.normalised.GetPixelID() == sitk.sitkFloat32
+    assert q.normalised.GetOrigin() == image.GetOrigin()
+
+
+def test_block_oedema_fraction_with_inplane_erosion():
+    image, labels = _block_phantom()
+    q = oedema_metrics(image, labels, reference_labels=[14], erode_inplane=1, bias_correct=False)
+    vl = q.muscles["R_VL"]
+    # Eroded muscle: 18 x 18 = 324 per slice; the corner block keeps rows 6-7, cols 20-23.
+    assert vl["oedema_fraction"] == pytest.approx((30 + 8) / 324)
+    assert vl["volume_ml"] == pytest.approx(18.0)  # full label volume, not eroded
+    assert vl["oedema_volume_ml"] == pytest.approx((30 + 8) / 324 * 18.0)
+    assert sitk.GetArrayFromImage(q.oedema).sum() == 38 * 4
+    # Reference from the eroded hamstring (18 x 8 voxels, still half 90 / half 110).
+    assert q.reference.n_voxels == 144 * 4
+    assert q.muscles["R_HAM"]["oedema_fraction"] == 0.0
+
+
+def test_absolute_and_3sd_thresholds():
+    image, labels = _block_phantom()
+    q = oedema_metrics(
+        image, labels, reference_labels=[14], threshold=2.5, erode_inplane=0, bias_correct=False
+    )
+    assert q.threshold_norm == 2.5
+    assert q.muscles["R_VL"]["oedema_fraction"] == 0.0  # 200/100 = 2 < 2.5
+    q3 = oedema_metrics(
+        image, labels, reference_labels=[14], threshold="mean+3sd", bias_correct=False
+    )
+    assert q3.threshold_norm == pytest.approx(1 + 3 * 0.14826)
+    assert q3.parameters["threshold"] == "mean+3sd"
+
+
+def test_parse_threshold_rejects_nonsense():
+    ref = reference_signal(
+        np.full((1, 4, 4), 50.0), np.ones((1, 4, 4), np.uint8), reference_labels=[1]
+    )
+    assert parse_threshold("mean+2.5sd", ref) == pytest.approx(1.0)  # sd = 0
+    for bad in ("median+2sd", "2sd", -1.0, True):
+        with pytest.raises(MyoimgError):
+            parse_threshold(bad, ref)
+
+
+def test_all_quadriceps_listed_with_none_when_absent():
+    image, labels = _block_phantom()
+    q = oedema_metrics(image, labels, bias_correct=False)
+    for m in QUADRICEPS:
+        assert m.name in q.muscles
+    assert q.muscles["L_RF"] == dict.fromkeys(MRI_METRICS)
+    assert list(q.muscles)[:8] == [m.name for m in QUADRICEPS]
+    assert "R_HAM" in q.muscles
+
+
+def test_automatic_reference_on_block_phantom():
+    image, labels = _block_phantom()
+    q = oedema_metrics(image, labels, erode_inplane=0, bias_correct=False)
+    assert q.reference.mean == pytest.approx(100.0, rel=0.02)
+    assert "automatic" in q.reference.method
+
+
+@pytest.mark.parametrize("oedema_kind", ["graded", "uniform"])
+def test_reference_found_when_70_percent_oedematous(oedema_kind):
+    rng = np.random.default_rng(7)
+    n = 40000
+    healthy = rng.normal(100.0, 5.0, int(0.3 * n))
+    if oedema_kind == "graded":
+        sick = rng.uniform(115.0, 250.0, n - healthy.size) + rng.normal(0, 5.0, n - healthy.size)
+    else:  # one bright level, more voxels than healthy: the dominant peak is oedema
+        sick = rng.normal(170.0, 5.0, n - healthy.size)
+    values = rng.permutation(np.concatenate([healthy, sick]))
+    img = values.reshape(4, 100, 100)
+    lab = np.ones(img.shape, np.uint8)
+    ref = reference_signal(img, lab)
+    assert ref.mean == pytest.approx(100.0, rel=0.03)
+    assert ref.sd == pytest.approx(5.0, rel=0.2)
+    assert ref.n_voxels == n
+    # The whole pipeline then finds ~70% oedema (+2.3% one-sided noise above mean+2sd).
+    image, labels = _images(img, lab)
+    q = oedema_metrics(image, labels, erode_inplane=0, bias_correct=False)
+    # Threshold ~ 110: (nearly) every oedematous voxel (>= 115 before noise) is above it.
+    expected = 0.7 + 0.3 * 0.0228
+    assert q.muscles["R_VL"]["oedema_fraction"] == pytest.approx(expected, abs=0.02)
+
+
+def test_healthy_mode_of_plain_gaussian():
+    rng = np.random.default_rng(3)
+    mode, sd = healthy_mode_sd(rng.normal(250.0, 20.0, 5000))
+    assert mode == pytest.approx(250.0, rel=0.02)
+    assert sd == pytest.approx(20.0, rel=0.1)
+    with pytest.raises(SegmentationError):
+        healthy_mode_sd(np.ones(3))
+
+
+def test_robust_mean_sd_by_hand():
+    med, sd = robust_mean_sd(np.array([1.0, 2.0, 3.0, 4.0, 100.0]))
+    assert med == 3.0
+    assert sd == pytest.approx(1.4826 * 1.0)  # |dev| = 2,1,0,1,97 -> median 1
+
+
+def test_inplane_erosion_is_per_slice_square():
+    m = np.zeros((3, 7, 7), bool)
+    m[:, 1:6, 1:6] = True
+    e = erode_inplane_mask(m, 1)
+    assert e.sum() == 3 * 9  # 3x3 core survives in every slice (no through-plane erosion)
+    m2 = m.copy()
+    m2[1, 1, 1] = False  # remove a corner: its diagonal neighbour (2, 2) must go
+    e2 = erode_inplane_mask(m2, 1)
+    assert not e2[1, 2, 2] and e2[0, 2, 2]
+
+
+def test_thin_muscle_measured_uneroded_with_warning():
+    lab = np.zeros((2, 10, 10), np.uint8)
+    lab[:, 2:8, 4:5] = 2  # one voxel wide R_VM
+    lab[:, 0:10, 6:10] = 14
+    img = np.where(lab > 0, 100.0, 0.0)
+    img[:, 2:4, 4] = 300.0
+    image, labels = _images(img, lab)
+    q = oedema_metrics(image, labels, reference_labels=[14], bias_correct=False)
+    assert q.muscles["R_VM"]["oedema_fraction"] == pytest.approx(2 / 6)
+    assert any("R_VM" in w for w in q.warnings)
+
+
+def test_grid_mismatch_and_empty_labels_raise():
+    image, labels = _block_phantom()
+    other = sitk.Image(image.GetSize(), sitk.sitkUInt8)
+    other.SetSpacing((1.0, 1.0, 5.0))
+    with pytest.raises(GeometryError):
+        oedema_metrics(image, other, bias_correct=False)
+    empty = sitk.Image(image.GetSize(), sitk.sitkUInt8)
+    empty.CopyInformation(image)
+    with pytest.raises(SegmentationError):
+        oedema_metrics(image, empty, bias_correct=False)
+    with pytest.raises(SegmentationError):
+        oedema_metrics(image, labels, reference_labels=[18], bias_correct=False)
+
+
+def test_n4_restores_flat_muscle_and_oedema_fraction():
+    # A uniform muscle disc (100, noise SD 5) with a bright block (180), multiplied by a
+    # known smooth bias of +/-30% across the field of view.
+    k, j, i = np.mgrid[0:6, 0:96, 0:96].astype(float)
+    lab = np.zeros(k.shape, np.uint8)
+    lab[(i - 48) ** 2 + (j - 48) ** 2 < 40**2] = 1
+    truth = np.where(lab > 0, 100.0, 0.0)
+    truth[:, 40:56, 40:56] = 180.0  # 16 x 16 block, far from the border
+    noise = np.random.default_rng(1).normal(0.0, 5.0, truth.shape) * (lab > 0)
+    bias = 1.0 + 0.3 * np.sin(np.pi * i / 95.0 - np.pi / 2)
+    image, labels = _images((truth + noise) * bias, lab, spacing=(2.0, 2.0, 5.0))
+    eroded_n = erode_inplane_mask(lab > 0, 1).sum()
+    block = (16 * 16 * 6) / eroded_n
+    # Healthy voxels above mean + 2 SD: the one-sided normal tail, 2.28%.
+    expected = block + (1 - block) * 0.0228
+    q_raw = oedema_metrics(image, labels, erode_inplane=1, bias_correct=False)
+    q = oedema_metrics(image, labels, erode_inplane=1, bias_correct=True)
+    norm = sitk.GetArrayFromImage(q.normalised)
+    healthy = (lab > 0) & (truth == 100.0)
+    assert norm[healthy].std() / norm[healthy].mean() < 0.06  # 0.05 = the noise alone
+    assert q.reference.mean == pytest.approx(100.0, rel=0.02)
+    assert q.muscles["R_VL"]["oedema_fraction"] == pytest.approx(expected, abs=0.01)
+    # Without correction the bias alone makes the answer clearly wrong.
+    assert abs(q_raw.muscles["R_VL"]["oedema_fraction"] - expected) > 0.1
+    assert q.parameters["bias_correct"] is True
+
+
+def test_reference_summary_and_parameters_are_json_safe():
+    image, labels = _block_phantom()
+    q = oedema_metrics(image, labels, reference_labels=[14], bias_correct=False)
+    summary = q.reference_summary()
+    assert summary["mean"] == 1.0
+    assert summary["sd"] == pytest.approx(0.14826)
+    assert summary["raw_value"] == pytest.approx(100.0)
+    json.dumps({"m": q.muscles, "p": q.parameters, "r": summary}, allow_nan=False)
