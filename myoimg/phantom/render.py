@@ -126,9 +126,8 @@ class Raster:
         out = np.where(_IS_MUSCLE[self.codes.astype(np.intp)], self.codes, 0).astype(np.uint8)
         if self.mixed.size:
             m, S = self.mixed_codes.shape
-            rows = np.repeat(np.arange(m), S)
-            counts = np.zeros((m, N_CODES), np.int32)
-            np.add.at(counts, (rows, self.mixed_codes.reshape(-1).astype(np.intp)), 1)
+            flat = np.arange(m)[:, np.newaxis] * N_CODES + self.mixed_codes.astype(np.intp)
+            counts = np.bincount(flat.reshape(-1), minlength=m * N_CODES).reshape(m, N_CODES)
             counts[:, ~_IS_MUSCLE] = 0
             best = counts.argmax(axis=1)
             ok = 2 * counts[np.arange(m), best] >= S
