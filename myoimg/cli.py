@@ -59,7 +59,7 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     progress = Progress(quiet=args.quiet)
     progress.stage(f"generating reference study (seed {args.seed}, variant {args.variant})")
     out = generate_study(args.output, seed=args.seed, variant=args.variant,
-                         progress=progress.items("series"))
+                         progress=progress.items("series"), overwrite=args.overwrite)
     progress.done()
     print(f"reference study written to {out}")
     return 0
@@ -189,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("phantom", parents=[common], help="generate the digital reference study")
     p.add_argument("output", type=Path)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--variant", default="standard")
+    p.add_argument("--variant", default="standard",
+                   help="standard, philips_cnts, midnight, oblique or thin")
+    p.add_argument("--overwrite", action="store_true", help="replace existing visit folders")
     p.set_defaults(func=cmd_phantom)
     return parser
 
