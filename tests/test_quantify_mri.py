@@ -12,6 +12,7 @@ from myoimg.errors import GeometryError, MyoimgError, SegmentationError
 from myoimg.labels import QUADRICEPS
 from myoimg.quantify.mri import (
     MRI_METRICS,
+    n4_levels,
     oedema_metrics,
     parse_threshold,
     reference_signal,
@@ -234,3 +235,19 @@ def test_reference_summary_and_parameters_are_json_safe():
     assert summary["sd"] == pytest.approx(0.14826)
     assert summary["raw_value"] == pytest.approx(100.0)
     json.dumps({"m": q.muscles, "p": q.parameters, "r": summary}, allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    ("size", "spacing", "levels"),
+    [
+        ((384, 288, 30), 1.1, 5),
+        ((96, 96, 6), 2.0, 4),
+        ((100, 100, 5), 1.0, 3),
+        ((512, 512, 5), 2.0, 5),
+    ],
+)
+def test_n4_levels_follow_field_of_view(size, spacing, levels):
+    # 1 + round(log2(FOV / 25 mm)), clipped to 3-5: 422 mm -> 5, 192 mm -> 4, 100 mm -> 3.
+    image = sitk.Image(size, sitk.sitkFloat32)
+    image.SetSpacing((spacing, spacing, 5.0))
+    assert n4_levels(image) == levels
