@@ -305,14 +305,12 @@ def analyze_visit(
             threshold=options.oedema_threshold,
             erode_inplane=options.erode_inplane,
         )
-        ref = mri.reference
-        entry["mri_reference"] = {
-            "mean": 1.0, "sd": float(ref.sd / ref.mean) if ref.mean else None,
-            "raw_value": float(ref.mean), "raw_sd": float(ref.sd), "method": ref.method,
-            "n_voxels": int(ref.n_voxels), "label_ids": list(ref.label_ids or []),
-        }
+        entry["mri_reference"] = mri.reference_summary() | {
+            "raw_sd": float(mri.reference.sd), "n_voxels": int(mri.reference.n_voxels),
+            "label_ids": list(mri.reference.label_ids or [])}
         entry["oedema_threshold_norm"] = float(mri.threshold_norm)
         entry["mri_parameters"] = mri.parameters
+        warnings.extend(mri.warnings)
         for name, values in mri.muscles.items():
             muscles.setdefault(name, {}).update(values)
         progress.stage(f"{visit}: writing MRI volumes")
@@ -360,8 +358,10 @@ def analyze_visit(
                 progress.stage(f"{visit}: PET uptake quantification")
                 petq = uptake_metrics(suv.image, labels_pet, avid_threshold=_avid(options),
                                       reference_labels=options.reference_labels)
-                entry["pet_reference"] = petq.reference
+                entry["pet_reference"] = petq.reference | {
+                    "avid_threshold_suv": float(petq.avid_threshold_suv)}
                 entry["pet_parameters"] = petq.parameters
+                warnings.extend(petq.warnings)
                 for name, values in petq.muscles.items():
                     muscles.setdefault(name, {}).update(values)
         else:

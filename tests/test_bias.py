@@ -21,3 +21,17 @@ def test_n4_removes_known_smooth_bias():
     cv_after = after.std() / after.mean()
     assert cv_before > 0.15
     assert cv_after < 0.35 * cv_before
+
+
+def test_n4_accepts_float_rounded_mask_geometry_but_not_another_grid():
+    import pytest
+
+    img = sitk.GetImageFromArray(np.full((4, 32, 32), 100.0, np.float32))
+    img.SetOrigin((-100.123456, -50.0, 20.0))
+    mask = sitk.GetImageFromArray(np.ones((4, 32, 32), np.uint8))
+    mask.SetOrigin((-100.12346, -50.00001, 20.0))  # float32 rounding of a NIfTI affine
+    out = n4_correct(img, mask, shrink=2, iterations=(5,))
+    assert out.GetOrigin() == img.GetOrigin()
+    mask.SetOrigin((-90.0, -50.0, 20.0))
+    with pytest.raises(ValueError, match="not on the image grid"):
+        n4_correct(img, mask, shrink=2, iterations=(5,))

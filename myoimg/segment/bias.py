@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import SimpleITK as sitk
 
 __all__ = ["n4_correct"]
@@ -46,6 +47,18 @@ def n4_correct(
     if mask is None:
         mask = sitk.OtsuThreshold(img, 0, 1, 200)
     mask = sitk.Cast(mask > 0, sitk.sitkUInt8)
+    # A mask read back from NIfTI carries float32-rounded geometry (~1e-5 mm off),
+    # which ITK's default tolerance refuses: adopt the image's exact geometry when the
+    # grids agree to 1e-3 mm, refuse a genuinely different grid.
+    same = (
+        mask.GetSize() == img.GetSize()
+        and np.allclose(mask.GetOrigin(), img.GetOrigin(), atol=1e-3)
+        and np.allclose(mask.GetSpacing(), img.GetSpacing(), atol=1e-5)
+        and np.allclose(mask.GetDirection(), img.GetDirection(), atol=1e-5)
+    )
+    if not same:
+        raise ValueError("n4_correct: the mask is not on the image grid; resample it first")
+    mask.CopyInformation(img)
     factors = [shrink, shrink, 1] if img.GetDimension() == 3 else [shrink] * img.GetDimension()
     small = sitk.Shrink(img, factors)
     small_mask = sitk.Shrink(mask, factors)
