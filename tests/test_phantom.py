@@ -139,6 +139,47 @@ def test_oedema_fractions_follow_design(seed):
             )
 
 
+@pytest.mark.parametrize("visit", ["baseline", "followup"])
+def test_oedema_edge_is_sharp(visit):
+    """10-90 % oedema transition <= 1 mm: level at +-0.5 mm along the field gradient.
+
+    Boundary points are found on random samples of the quadriceps (one Newton step onto
+    field == threshold, gradient by central differences of the field itself); the
+    oedema level is then evaluated 0.5 mm inside and outside along the gradient.
+    """
+    from myoimg.phantom.render import _oedema_level
+
+    anat = make_anatomy(1, visit)
+    rng = np.random.default_rng(0)
+    lo, hi = anat.bounding_box(-90.0, 90.0)
+    n = 200_000
+    pts = np.c_[rng.uniform(lo, hi, (n, 2)), rng.uniform(-90.0, 90.0, n)].astype(np.float32)
+    codes = classify(anat, pts)
+    inside, outside = [], []
+    for m in MUSCLES:
+        t = anat.disease.threshold[m.id]
+        if not (m.is_quadriceps and np.isfinite(t)):
+            continue
+        field = anat.oedema_fields[m.id]
+        p = pts[codes == m.id].astype(np.float64)
+        f = field(p) - t
+        p = p[np.abs(f) < 0.05]
+        h = 0.01  # mm
+        for _ in range(4):  # Newton steps along the gradient onto field == threshold
+            g = np.stack([(field(p + h * e) - field(p - h * e)) / (2 * h) for e in np.eye(3)], 1)
+            u = g / np.linalg.norm(g, axis=1, keepdims=True)
+            p = p - ((field(p) - t) / np.linalg.norm(g, axis=1))[:, np.newaxis] * u
+        on = np.abs(field(p) - t) < 1e-3
+        assert on.mean() > 0.95
+        p, u = p[on], u[on]
+        inside.append(_oedema_level((field(p + 0.5 * u) - t).astype(np.float16)))
+        outside.append(_oedema_level((field(p - 0.5 * u) - t).astype(np.float16)))
+    inside, outside = np.concatenate(inside), np.concatenate(outside)
+    assert inside.size > 50
+    sharp = (inside >= 0.9) & (outside <= 0.1)
+    assert sharp.mean() >= 0.9, sharp.mean()
+
+
 def test_partial_volume_of_femur_matches_circle_area():
     """Bone fraction summed on a coarse 2 mm grid == analytic disc area pi R^2."""
     anat = make_anatomy(3)
