@@ -65,8 +65,10 @@ def evaluate(image: sitk.Image, ref: np.ndarray, header=None, qc: Path | None = 
 
 
 def print_table(title: str, rows: dict, dt: float, res) -> list[float]:
-    print(f"\n== {title}  ({dt:.1f} s, contrast {res.contrast}: {res.contrast_reason}; "
-          f"sides {','.join(res.sides)})")
+    print(
+        f"\n== {title}  ({dt:.1f} s, contrast {res.contrast}: {res.contrast_reason}; "
+        f"sides {','.join(res.sides)})"
+    )
     for msg in res.messages:
         print(f"   note: {msg}")
     print(f"   {'label':6s} {'Dice':>6s} {'HD95mm':>7s}")
@@ -78,10 +80,14 @@ def print_table(title: str, rows: dict, dt: float, res) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--seeds", type=int, nargs="*", default=[], help="phantom seeds")
     ap.add_argument("--variant", default="standard", help="phantom variant")
-    ap.add_argument("--real", type=Path, nargs="*", default=[], help="folders with image/labels.nii.gz")
+    ap.add_argument(
+        "--real", type=Path, nargs="*", default=[], help="folders with image/labels.nii.gz"
+    )
     ap.add_argument("--workdir", type=Path, default=None, help="keep generated studies here")
     ap.add_argument("--qc", type=Path, default=None, help="write QC PNGs here")
     args = ap.parse_args(argv)

@@ -197,3 +197,17 @@ def test_save_qc_png(tmp_path, huashan, huashan_result):
     assert out.is_file()
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in out.parent.iterdir() if p.name != "seg.png"]  # no temp left
+
+
+def test_qc_display_is_radiological():
+    """A slice stored right-to-left / bottom-to-top is flipped back for display."""
+    from myoimg.segment.qc import _display_slice
+
+    a = np.arange(12).reshape(3, 4)
+    assert np.array_equal(_display_slice(a, np.eye(3).ravel()), a)
+    # i toward -x (patient right), j toward -y (anterior): both axes flipped.
+    flipped = np.diag([-1.0, -1.0, 1.0]).ravel()
+    assert np.array_equal(_display_slice(a[::-1, ::-1], flipped), a)
+    # i along +y, j along +x: transposed storage.
+    swapped = np.array([[0.0, 1, 0], [1, 0, 0], [0, 0, 1]]).ravel()
+    assert np.array_equal(_display_slice(a.T, swapped), a)

@@ -28,9 +28,10 @@ from ..labels import BY_NAME
 from .compartments import GROUPS, segment_leg_slice
 from .contrast import detect_contrast, normalise_contrast
 from .femur import MIN_FEMUR_SEPARATION_MM, FemurCandidate, find_femurs
+from .qc import save_qc_png
 from .thigh import body_mask, slice_grid_lps
 
-__all__ = ["SegmentationResult", "segment_thigh", "detect_contrast"]
+__all__ = ["SegmentationResult", "segment_thigh", "detect_contrast", "save_qc_png"]
 
 # The femoral shaft is nearly straight (anterior bow ~1 cm over its length): on every
 # slice its centre lies within this distance (mm) of the straight line fitted through the
@@ -158,8 +159,10 @@ def _femur_tracks(
     centres = [xs.min(), xs.max()]
     for _ in range(10):
         assign = np.abs(xs - centres[0]) > np.abs(xs - centres[1])
-        centres = [xs[~assign].mean() if (~assign).any() else centres[0],
-                   xs[assign].mean() if assign.any() else centres[1]]
+        centres = [
+            xs[~assign].mean() if (~assign).any() else centres[0],
+            xs[assign].mean() if assign.any() else centres[1],
+        ]
     clusters = [np.ones(len(xs), bool)]
     if abs(centres[1] - centres[0]) >= MIN_FEMUR_SEPARATION_MM:
         clusters = [~assign, assign]
@@ -222,8 +225,11 @@ def _fill_track_gaps(picks, tracks, body, grids, spacing_ij, dz: float) -> int:
                 continue
             mask = (d2 <= radius**2) & body[k]
             chosen[k] = FemurCandidate(
-                mask=mask, centre_ji=(float(j), float(i)), centre_xy=(cx, cy),
-                radius_mm=radius, score=0.0,
+                mask=mask,
+                centre_ji=(float(j), float(i)),
+                centre_xy=(cx, cy),
+                radius_mm=radius,
+                score=0.0,
             )
             n_filled += 1
     return n_filled
@@ -390,16 +396,31 @@ def segment_thigh(
             if leg.sum() < 10:
                 continue
             fmask = fem.mask & leg
+            # Work on the leg's bounding box only (filters cost grows with the area).
+            jj, ii = np.nonzero(leg)
+            pad = 8
+            bb = (
+                slice(max(0, jj.min() - pad), min(leg.shape[0], jj.max() + pad + 1)),
+                slice(max(0, ii.min() - pad), min(leg.shape[1], ii.max() + pad + 1)),
+            )
             res = segment_leg_slice(
-                arr[k], leg, fmask, fem.centre_xy, x, y, side, spacing_ij, fat_bright
+                arr[k][bb],
+                leg[bb],
+                fmask[bb],
+                fem.centre_xy,
+                x[bb],
+                y[bb],
+                side,
+                spacing_ij,
+                fat_bright,
             )
             thigh[k][leg] = 1 if side == "R" else 2
             femur_mask[k][fmask] = 1
-            muscle[k][res.inside_fascia] = 1
-            comps[k][res.groups > 0] = res.groups[res.groups > 0]
+            muscle[k][bb][res.inside_fascia] = 1
+            comps[k][bb][res.groups > 0] = res.groups[res.groups > 0]
             for g, group in enumerate(GROUPS, start=1):
                 lid = BY_NAME[f"{side}_{group}"].id
-                labels[k][res.groups == g] = lid
+                labels[k][bb][res.groups == g] = lid
     if sp[2] <= Z_SMOOTH_MAX_SPACING_MM and nz >= 3:
         labels = _z_majority(labels, muscle > 0)
         messages.append(

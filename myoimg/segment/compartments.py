@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import filters, segmentation
+from skimage import filters, morphology, segmentation
 
 __all__ = ["LegSlice", "MARKER_MODEL", "segment_leg_slice"]
 
@@ -25,7 +25,7 @@ __all__ = ["LegSlice", "MARKER_MODEL", "segment_leg_slice"]
 # muscle's sector, away from the expected borders, so that a few degrees of rotation or
 # a shift of a border keeps every seed inside its own muscle.
 MARKER_MODEL: tuple[tuple[str, tuple[float, float], tuple[float, float]], ...] = (
-    ("VI", (-30.0, 130.0), (0.0, 0.1)),
+    ("VI", (-30.0, 110.0), (0.0, 0.1)),
     ("VL", (80.0, 140.0), (0.55, 0.85)),
     ("RF", (-12.0, 12.0), (0.75, 0.92)),
     ("VM", (-70.0, -40.0), (0.35, 0.75)),
@@ -34,7 +34,7 @@ MARKER_MODEL: tuple[tuple[str, tuple[float, float], tuple[float, float]], ...] =
     # Sartorius and gracilis: thin superficial straps over the adductor canal (medial)
     # and on the medial side; without their own seeds VM and the adductors would flood
     # them.
-    ("SAR", (-90.0, -70.0), (0.85, 1.0)),
+    ("SAR", (-95.0, -65.0), (0.8, 1.0)),
     ("GRA", (-125.0, -100.0), (0.88, 1.0)),
 )
 GROUPS = tuple(g for g, _, _ in MARKER_MODEL)
@@ -95,7 +95,7 @@ def _first_muscle_depth(
     m = samples.shape[1] - n_run + 1
     if m > 0:
         run_mean[:, :m] = (c[:, n_run:] - c[:, :-n_run]) / n_run
-    run_mean[:, max(m, 0):] = 1.0
+    run_mean[:, max(m, 0) :] = 1.0
     start = np.argmax(run_mean >= 0.8, axis=1)
     return depths[start]
 
@@ -181,9 +181,7 @@ def segment_leg_slice(
     # Subcutaneous thickness: walking inward from the skin along each angular bin, the
     # depth where a >= RUN_MM run of mostly muscle-like signal starts (a superficial vein
     # or the bright skin line is shorter than that).
-    first_muscle = _first_muscle_depth(
-        muscle_like, femur_xy, x, y, lat_sign, r_skin, r_fem
-    )
+    first_muscle = _first_muscle_depth(muscle_like, femur_xy, x, y, lat_sign, r_skin, r_fem)
     # Subcutaneous fat thickness changes smoothly around the limb; a fat-replaced
     # superficial muscle would look like a local thickening. A low running quantile over
     # 90 degrees rejects those while following true thickness changes.
@@ -194,12 +192,23 @@ def segment_leg_slice(
     r_fascia = np.maximum(r_skin - thick, r_fem + 2.0)
 
     inside = soft & (r <= r_fascia[bins])
+    # The deep fascia wraps the muscles in a nearly convex envelope: a fat-replaced
+    # superficial muscle (dark like fat on fat-suppressed images) between muscle-like
+    # neighbours lies inside the convex hull of the muscle-like tissue.
+    rad = max(1, int(round(1.5 / px)))
+    core = ndi.binary_opening(muscle_like & inside, structure=np.ones((2 * rad + 1,) * 2))
+    if core.sum() > 50:
+        hull = morphology.convex_hull_image(core)
+        inside |= soft & hull
+        r_in = np.zeros(N_BINS)
+        np.maximum.at(r_in, bins[inside], r[inside])
+        r_fascia = np.maximum(r_fascia, r_in)
     u = np.clip((r - r_fem[bins]) / np.maximum(r_fascia[bins] - r_fem[bins], 1.0), 0.0, 1.5)
 
     # Elevation: thin fat septa between muscles (dark ridges on fat-suppressed images,
-    # bright on T1-like ones), 1-3 mm wide.
+    # bright on T1-like ones), 1-3 mm wide (Hessian scales 0.7 and 1.4 mm).
     norm = sm / max(float(np.percentile(vals, 99)), 1e-6) if vals.size else sm
-    sig = [s / px for s in (1.0, 2.0)]
+    sig = [s / px for s in (0.7, 1.4)]
     ridge = filters.sato(norm, sigmas=sig, black_ridges=not fat_bright, mode="reflect")
     ridge[~inside] = 0
     ridge = ridge / max(float(np.percentile(ridge[inside], 99)), 1e-6) if inside.any() else ridge

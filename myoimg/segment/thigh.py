@@ -31,7 +31,13 @@ def _background_threshold(arr: np.ndarray) -> float:
     t_otsu = float(filters.threshold_otsu(sample))
     below = sample[sample < t_otsu]
     # Noise floor: robust upper bound of the air voxels.
-    noise = float(np.percentile(below, 50) + 3.0 * (np.percentile(below, 75) - np.percentile(below, 25))) if below.size else 0.0
+    noise = (
+        float(
+            np.percentile(below, 50) + 3.0 * (np.percentile(below, 75) - np.percentile(below, 25))
+        )
+        if below.size
+        else 0.0
+    )
     return max(0.2 * t_otsu, min(noise, 0.5 * t_otsu))
 
 
