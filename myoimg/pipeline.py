@@ -427,7 +427,7 @@ def _mri_labels(t2: Any, visit: str, options: PipelineOptions, progress: Progres
     seg = segment_thigh(t2.image, header=t2.headers[0] if t2.headers else None)
     for message in seg.messages:
         progress.info(message)
-    entry["segmentation"] = {"method": "automatic", "contrast": seg.contrast,
+    entry["segmentation"] = {"method": "automatic", "contrast": seg.contrast_name,
                              "contrast_reason": seg.contrast_reason, "sides": list(seg.sides),
                              "messages": list(seg.messages)}
     return seg.labels
@@ -632,7 +632,7 @@ def segment_command(args: Any) -> int:
         save_qc_png(volume.image, result.labels, args.qc)
     voxel_ml = float(np.prod(result.labels.GetSpacing())) / 1000.0
     counts = np.bincount(sitk.GetArrayViewFromImage(result.labels).ravel(), minlength=19)
-    print(f"contrast: {result.contrast} ({result.contrast_reason})")
+    print(f"contrast: {result.contrast_name} ({result.contrast_reason})")
     print(f"legs found: {', '.join({'R': 'right', 'L': 'left'}[s] for s in result.sides) or 'none'}")
     for message in result.messages:
         print(f"note: {message}")
