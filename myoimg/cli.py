@@ -111,6 +111,14 @@ def _add_analysis_options(p: argparse.ArgumentParser, compare: bool) -> None:
         p.add_argument("--labels-from", choices=("auto", "propagate"), default="auto",
                        help="follow-up labels: segment automatically (auto) or carry the baseline "
                        "labels by registration (propagate); default auto")
+        p.add_argument("--oedema-change", type=float, metavar="F", help="oedema fraction change "
+                       "(0-1) that counts as improved/worse (default 0.10)")
+        p.add_argument("--suv-change-rel", type=float, metavar="F", help="relative SUV change "
+                       "(PERCIST-like, default 0.30), required together with --suv-change-abs")
+        p.add_argument("--suv-change-abs", type=float, metavar="SUV", help="absolute SUV change "
+                       "(default 0.8)")
+        p.add_argument("--volume-change", type=float, metavar="F", help="relative volume change "
+                       "for increased/decreased (default 0.10)")
         p.add_argument("--labels-baseline", type=Path, help="user label map for the baseline MRI")
         p.add_argument("--labels-followup", type=Path, help="user label map for the follow-up MRI")
     else:

@@ -75,6 +75,8 @@ class PipelineOptions:
     avid_threshold: str | float | None = None
     suv_type: str = "bw"
     resample_nonuniform: bool = False
+    #: Overrides of :class:`myoimg.compare.ResponseThresholds` fields (verdict rules).
+    response_thresholds: dict[str, float] = field(default_factory=dict)
     report: bool = True
     per_muscle: bool = False
     anonymize: bool = False
@@ -116,6 +118,13 @@ class PipelineOptions:
             avid_threshold=_number_or_text(args.avid_threshold),
             suv_type=args.suv_type,
             resample_nonuniform=args.resample_nonuniform,
+            response_thresholds={
+                key: value for key, value in (
+                    ("oedema_fraction_abs", getattr(args, "oedema_change", None)),
+                    ("suv_rel", getattr(args, "suv_change_rel", None)),
+                    ("suv_abs", getattr(args, "suv_change_abs", None)),
+                    ("volume_rel", getattr(args, "volume_change", None)),
+                ) if value is not None},
             report=not args.no_report,
             per_muscle=args.per_muscle,
             anonymize=args.anonymize,
@@ -509,6 +518,9 @@ def _parameters(options: PipelineOptions) -> dict[str, Any]:
     for key in ("quiet", "overwrite"):
         params.pop(key, None)
     params["avid_threshold"] = _avid(options)
+    from myoimg.compare import ResponseThresholds
+
+    params["response_thresholds"] = ResponseThresholds(**options.response_thresholds).as_dict()
     return params
 
 
@@ -591,7 +603,7 @@ def run_compare(baseline: str | Path, followup: str | Path, out: str | Path,
     ``progress`` (optional) receives the stages; its ``timings`` then hold the
     seconds spent in each (used by ``scripts/bench_pipeline.py``).
     """
-    from myoimg.compare import compare_visits, describe_rules
+    from myoimg.compare import ResponseThresholds, compare_visits, describe_rules
 
     progress = progress or Progress(quiet=options.quiet)
     t0 = time.perf_counter()
@@ -600,9 +612,10 @@ def run_compare(baseline: str | Path, followup: str | Path, out: str | Path,
         context = ({"image": base["_mr_image"], "labels": base["_mr_labels"]}
                    if base["_mr_labels"] is not None else None)
         follow = analyze_visit(followup, staging, "followup", options, progress, baseline=context)
-        changes = compare_visits(base["muscles"], follow["muscles"])
+        thresholds = ResponseThresholds(**options.response_thresholds)
+        changes = compare_visits(base["muscles"], follow["muscles"], thresholds=thresholds)
         _finish(staging, {"baseline": base, "followup": follow}, options, progress,
-                changes=changes, rules=describe_rules())
+                changes=changes, rules=describe_rules(thresholds))
     if not options.quiet:
         print(f"results written to {out} ({time.perf_counter() - t0:.1f} s)")
         for name, per_metric in changes.items():

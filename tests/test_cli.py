@@ -166,3 +166,26 @@ def test_console_script_gives_no_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("myoimg inspect: error:")
+
+
+def test_compare_options_reach_the_pipeline():
+    from myoimg.cli import build_parser
+    from myoimg.pipeline import PipelineOptions
+
+    args = build_parser().parse_args([
+        "compare", "b", "f", "-o", "out", "--series", "followup:t2fs=5", "--series", "pet=1.2.3",
+        "--reference", "R_HAM,18", "--oedema-threshold", "1.5", "--oedema-change", "0.2",
+        "--labels-from", "propagate", "--no-erode",
+    ])
+    options = PipelineOptions.from_args(args)
+    assert options.series == {"followup": {"t2fs": "5", "pet": "1.2.3"}, "baseline": {"pet": "1.2.3"}}
+    assert options.reference_labels == (14, 18)
+    assert options.oedema_threshold == 1.5 and options.erode_inplane == 0
+    assert options.response_thresholds == {"oedema_fraction_abs": 0.2}
+    assert options.labels_from == "propagate"
+
+
+def test_unknown_reference_muscle_is_a_clear_error(capsys, tmp_path):
+    code, _, err = _run(capsys, "analyze", str(tmp_path), "-o", str(tmp_path / "o"),
+                        "--reference", "R_XYZ")
+    _assert_one_line_error(code, err, "R_XYZ")

@@ -16,6 +16,9 @@ from scipy import ndimage
 from myoimg.errors import RegistrationError
 from myoimg.segment.register import (
     DICE_THRESHOLD,
+    FEMUR_DICE_THRESHOLD,
+    STRUCTURE_GAIN_THRESHOLD,
+    body_and_femur,
     check_registration,
     labels_to_pet,
     propagate_labels,
@@ -106,7 +109,8 @@ def test_rigid_same_modality_recovered(fixed_mr):
     assert result.ok, result.messages
     assert max(tre(result.transform, true)) < 1.0
     assert result.quality["dice"] >= DICE_THRESHOLD
-    assert stages[:2] == ["rigid", "affine"]
+    assert stages == ["rigid", "quality check"]
+    assert isinstance(result.transform, sitk.Euler3DTransform)  # rigid: no scaling
     # The identity is clearly wrong (sanity: the test could fail).
     assert min(tre(sitk.Transform(), true)) > 5.0
     assert require_ok(result) is result
@@ -118,6 +122,9 @@ def test_mr_to_ct_multimodal_recovered(fixed_mr):
     result = register_rigid_affine(fixed_mr, moving_ct, multimodal=True)
     assert result.ok, result.messages
     assert max(tre(result.transform, true)) < 1.0
+    # MR <-> CT is rigid only: an affine stage could scale the wrong way.
+    assert isinstance(result.transform, sitk.Euler3DTransform)
+    assert "affine" not in result.quality["iterations"]
 
 
 def test_deformable_stage_keeps_rigid_answer():
@@ -242,3 +249,63 @@ def test_labels_to_pet_through_ct_registration(fixed_mr):
     a, b = sitk.GetArrayFromImage(out) == 1, sitk.GetArrayFromImage(moved) == 1
     dice = 2 * (a & b).sum() / (a.sum() + b.sum())
     assert dice > 0.95
+
+
+def test_body_and_femur_masks_match_phantom():
+    # Femur of the phantom: radius 13 mm, centre (-/+(75 + 0.2 z), 15 - 0.1 z) mm (LPS).
+    small = dict(size=(128, 96, 6), origin=(-160.0, -120.0, -5.0))
+    for values in (MR, CT):
+        _, femur = body_and_femur(make_image(values, **small))
+        arr = sitk.GetArrayFromImage(femur).astype(bool)
+        xs = small["origin"][0] + SPACING[0] * np.arange(SIZE[0])
+        ys = small["origin"][1] + SPACING[1] * np.arange(SIZE[1])
+        for k in range(arr.shape[0]):
+            z = small["origin"][2] + SPACING[2] * k
+            for side, sel in ((-1, xs < 0), (1, xs > 0)):
+                m = arr[k] & sel[np.newaxis, :]
+                assert m.any(), (values is CT, k, side)
+                j, i = np.nonzero(m)
+                assert xs[i].mean() == pytest.approx(side * (75.0 - 0.2 * z), abs=2.0)
+                assert ys[j].mean() == pytest.approx(15.0 - 0.1 * z, abs=2.0)
+        if values is CT:  # cortex above 250 HU, marrow filled: the whole disc
+            expected = 2 * np.pi * 13.0**2 / SPACING[0] ** 2 * arr.shape[0]
+            assert arr.sum() == pytest.approx(expected, rel=0.15)
+
+
+@pytest.fixture(scope="module")
+def mr_ct_pair(fixed_mr):
+    true = euler(shift=(-6.0, 4.0, -2.0), angles_deg=(0.0, 0.0, -4.0))
+    return fixed_mr, make_image(CT, transform=true, seed=2), true
+
+
+def test_check_passes_true_transform(mr_ct_pair):
+    fixed, ct, true = mr_ct_pair
+    good = check_registration(fixed, ct, true)
+    assert good.ok, good.messages
+    assert good.quality["femur_dice"] >= FEMUR_DICE_THRESHOLD
+    assert good.quality["structure_gain"] < 0.0  # the true transform is the optimum
+
+
+def test_check_flags_8mm_inplane_shift(mr_ct_pair):
+    fixed, ct, true = mr_ct_pair
+    shifted = sitk.CompositeTransform([true, sitk.TranslationTransform(3, (8.0, 0.0, 0.0))])
+    bad = check_registration(fixed, ct, shifted)
+    assert not bad.ok
+    # The thigh outline alone would have let it through; the femur overlap does not.
+    assert bad.quality["dice"] >= DICE_THRESHOLD
+    assert bad.quality["femur_dice"] < FEMUR_DICE_THRESHOLD
+    with pytest.raises(RegistrationError, match="femur Dice"):
+        require_ok(bad)
+
+
+@pytest.mark.parametrize("dz", [8.0, -8.0])
+def test_check_flags_8mm_craniocaudal_shift(mr_ct_pair, dz):
+    fixed, ct, true = mr_ct_pair
+    shifted = sitk.CompositeTransform([true, sitk.TranslationTransform(3, (0.0, 0.0, dz))])
+    bad = check_registration(fixed, ct, shifted)
+    assert not bad.ok
+    # Outline and femur (a near-cylinder) do not see a z shift; the fat planes do.
+    assert bad.quality["dice"] >= DICE_THRESHOLD
+    assert bad.quality["femur_dice"] >= FEMUR_DICE_THRESHOLD
+    assert bad.quality["structure_gain"] > STRUCTURE_GAIN_THRESHOLD
+    assert any("fat-structure" in m for m in bad.messages)
