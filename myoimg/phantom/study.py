@@ -676,6 +676,25 @@ def generate_study(
     return out
 
 
+def _pet_voxels_in_mr_fov(v: VisitPlan) -> np.ndarray:
+    """(K, J, I) bool: PET voxels whose centre lies inside the T2-FS field of view.
+
+    The MRI covers a slab of the thigh only; PET numbers measured with labels
+    carried from the MRI can only describe that slab, so the truth they are compared
+    with is restricted to it too. PET centres are mapped into the MRI session
+    (MRI body_to_patient after the inverse PET one) and then into MRI voxel indices.
+    """
+    g, gm = v.pet.grid, v.mr.grid
+    k, j, i = np.indices(g.shape)
+    ijk = np.stack([i, j, k], axis=-1).reshape(-1, 3).astype(float)
+    pet_to_mr = v.mr.body_to_patient @ np.linalg.inv(v.pet.body_to_patient)
+    lps_mr = apply(pet_to_mr @ g.affine, ijk)
+    idx = apply(np.linalg.inv(gm.affine), lps_mr)
+    limits = np.array([gm.shape[2], gm.shape[1], gm.shape[0]], float) - 0.5
+    inside = np.all((idx >= -0.5) & (idx <= limits), axis=1)
+    return inside.reshape(g.shape)
+
+
 def _visit_truth(plan, v: VisitPlan, r_mr: Raster, r_pet: Raster, suv_blur, labels_pet, factor):
     vox_mr = v.mr.grid.voxel_volume_ml / r_mr.n_sub
     n_mr = r_mr.code_counts()
@@ -683,10 +702,12 @@ def _visit_truth(plan, v: VisitPlan, r_mr: Raster, r_pet: Raster, suv_blur, labe
     n_pet = r_pet.code_counts()
     suv_sum = r_pet.code_sums(lambda c, o: model_suv(c, o, v.anatomy))
     lab_mr_counts = np.bincount(r_mr.hard_labels().ravel(), minlength=19)
+    in_mr_fov = _pet_voxels_in_mr_fov(v)
     muscles = {}
     for m in MUSCLES:
         n, no = int(n_mr[m.id]), int(n_oed[m.id])
         lab = labels_pet == m.id
+        lab_fov = lab & in_mr_fov
         muscles[m.name] = {
             "volume_ml": round(n * vox_mr, 4),
             "oedema_volume_ml": round(no * vox_mr, 4),
@@ -697,6 +718,9 @@ def _visit_truth(plan, v: VisitPlan, r_mr: Raster, r_pet: Raster, suv_blur, labe
             "suv_model_mean": round(float(suv_sum[m.id] / n_pet[m.id]), 6) if n_pet[m.id] else None,
             "suv_mean_pet_truth_labels": round(float(suv_blur[lab].mean()), 6)
             if lab.any()
+            else None,
+            "suv_mean_pet_truth_labels_mr_fov": round(float(suv_blur[lab_fov].mean()), 6)
+            if lab_fov.any()
             else None,
             "suv_max": round(float(suv_blur[lab].max()), 6) if lab.any() else None,
             "n_voxels_labels_mr": int(lab_mr_counts[m.id]),
