@@ -37,28 +37,12 @@ from myoimg import labels as vocab
 from myoimg.errors import MyoimgError, OutputExistsError, RegistrationError, SeriesSelectionError
 from myoimg.io.atomic import atomic_write_text
 from myoimg.progress import Progress
+from myoimg.quantify.metrics import METRIC_UNITS
 
 __all__ = ["PipelineOptions", "analyze_visit", "run_analyze", "run_compare", "segment_command"]
 
 log = logging.getLogger("myoimg")
 
-#: Units of every per-muscle metric written to metrics.csv / results.json.
-METRIC_UNITS: dict[str, str] = {
-    "volume_ml": "mL",
-    "oedema_fraction": "fraction (0-1)",
-    "oedema_volume_ml": "mL",
-    "t2fs_norm_mean": "ratio to healthy muscle",
-    "t2fs_norm_median": "ratio to healthy muscle",
-    "t2fs_z": "SD of healthy muscle",
-    "suv_mean": "g/mL",
-    "suv_sd": "g/mL",
-    "suv_median": "g/mL",
-    "suv_max": "g/mL",
-    "suv_peak": "g/mL",
-    "avid_volume_ml": "mL",
-    "tla": "g/mL x mL",
-    "tbr": "ratio to reference region",
-}
 
 
 @dataclass

@@ -23,6 +23,7 @@ import SimpleITK as sitk
 
 from myoimg.errors import MyoimgError
 from myoimg.labels import BY_NAME, QUADRICEPS
+from myoimg.quantify.metrics import METRIC_UNITS
 
 __all__ = [
     "METRICS",
@@ -40,22 +41,25 @@ __all__ = [
     "muscle_values",
 ]
 
-# metric key -> (display name, unit, format of a value). Order = order of the tables.
+# metric key -> (display name, format of a value); units come from myoimg.quantify.metrics.
+_DISPLAY: dict[str, tuple[str, str]] = {
+    "volume_ml": ("Volume", "{:.1f}"),
+    "oedema_fraction": ("Oedema fraction", "{:.3f}"),
+    "oedema_volume_ml": ("Oedema volume", "{:.1f}"),
+    "t2fs_norm_mean": ("T2-FS norm. mean", "{:.2f}"),
+    "t2fs_norm_median": ("T2-FS norm. median", "{:.2f}"),
+    "t2fs_z": ("T2-FS z-score", "{:.1f}"),
+    "suv_mean": ("SUVmean", "{:.2f}"),
+    "suv_sd": ("SUV SD", "{:.2f}"),
+    "suv_median": ("SUVmedian", "{:.2f}"),
+    "suv_max": ("SUVmax", "{:.2f}"),
+    "suv_peak": ("SUVpeak", "{:.2f}"),
+    "avid_volume_ml": ("Avid volume", "{:.1f}"),
+    "tla": ("TLA", "{:.1f}"),
+    "tbr": ("TBR", "{:.2f}"),
+}
 METRICS: dict[str, tuple[str, str, str]] = {
-    "volume_ml": ("Volume", "mL", "{:.1f}"),
-    "oedema_fraction": ("Oedema fraction", "0-1", "{:.3f}"),
-    "oedema_volume_ml": ("Oedema volume", "mL", "{:.1f}"),
-    "t2fs_norm_mean": ("T2-FS norm. mean", "x ref", "{:.2f}"),
-    "t2fs_norm_median": ("T2-FS norm. median", "x ref", "{:.2f}"),
-    "t2fs_z": ("T2-FS z-score", "SD", "{:.1f}"),
-    "suv_mean": ("SUVmean", "g/mL", "{:.2f}"),
-    "suv_sd": ("SUV SD", "g/mL", "{:.2f}"),
-    "suv_median": ("SUVmedian", "g/mL", "{:.2f}"),
-    "suv_max": ("SUVmax", "g/mL", "{:.2f}"),
-    "suv_peak": ("SUVpeak", "g/mL", "{:.2f}"),
-    "avid_volume_ml": ("Avid volume", "mL", "{:.1f}"),
-    "tla": ("TLA", "SUV x mL", "{:.1f}"),
-    "tbr": ("TBR", "ratio", "{:.2f}"),
+    key: (_DISPLAY[key][0], unit, _DISPLAY[key][1]) for key, unit in METRIC_UNITS.items()
 }
 #: Metrics of the summary table (one row per muscle and metric).
 SUMMARY_METRICS: tuple[str, ...] = (
