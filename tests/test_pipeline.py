@@ -99,3 +99,30 @@ def test_existing_output_refused_and_interrupted_run_leaves_nothing(sample_data,
         run_compare(sample_data / "baseline", sample_data / "followup", out, PipelineOptions(quiet=True))
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def _copy_series(sample_data, tmp_path, roles):
+    """A visit folder holding only the series of ``roles`` (files copied, never moved)."""
+    from myoimg.io import guess_role, scan
+
+    folder = tmp_path / "visit"
+    folder.mkdir()
+    for info in scan(sample_data / "baseline").series:
+        if guess_role(info) in roles:
+            for f in info.files:
+                shutil.copy2(f, folder / f.name)
+    return folder
+
+
+def test_visit_with_pet_but_no_mri_runs_what_it_can(sample_data, tmp_path):
+    from myoimg.pipeline import run_analyze
+
+    folder = _copy_series(sample_data, tmp_path, {"pet", "ct"})
+    out = tmp_path / "out"
+    run_analyze(folder, out, PipelineOptions(quiet=True, report=False))
+    entry = json.loads((out / "results.json").read_text())["visits"]["baseline"]
+    assert entry["series"]["t2fs"] is None and entry["suv"]["factor"] > 0
+    assert any("T2FS" in w for w in entry["warnings"])
+    assert any("no MRI labels" in w for w in entry["warnings"])
+    assert entry["muscles"]["R_VL"]["oedema_fraction"] is None
+    assert (out / "baseline" / "suv.nii.gz").is_file()
