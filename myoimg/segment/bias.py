@@ -12,14 +12,27 @@ from collections.abc import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-__all__ = ["n4_correct"]
+__all__ = ["N4_SAMPLE_MM", "default_shrink", "n4_correct"]
+
+#: In-plane sampling (mm) of the image N4 fits the field on. The field is smooth
+#: over >= 25 mm (its finest B-spline mesh), so ~8 mm samples resolve it; measured on
+#: the reference study, 8 mm gave the same oedema fractions as 4.4 mm in 1/5 the time.
+N4_SAMPLE_MM = 8.0
+
+
+def default_shrink(image: sitk.Image) -> int:
+    """In-plane shrink factor giving ~N4_SAMPLE_MM samples, keeping >= 32 pixels across."""
+    spacing = min(image.GetSpacing()[:2])
+    size = min(image.GetSize()[:2])
+    factor = max(1, int(round(N4_SAMPLE_MM / spacing)))
+    return int(max(1, min(factor, size // 32)))
 
 
 def n4_correct(
     image: sitk.Image,
     mask: sitk.Image | None = None,
     *,
-    shrink: int = 4,
+    shrink: int | None = None,
     iterations: Sequence[int] = (50, 40, 30),
 ) -> sitk.Image:
     """Return ``image`` divided by its N4-estimated multiplicative bias field.
@@ -31,9 +44,10 @@ def n4_correct(
     mask : SimpleITK.Image, optional
         Region whose intensities drive the estimate (e.g. the thigh mask); any
         non-zero voxel counts. Default: the whole image above its Otsu threshold.
-    shrink : int
+    shrink : int, optional
         In-plane shrink factor for the estimate (slices are not shrunk: thick
-        axial slices would otherwise be averaged across anatomy).
+        axial slices would otherwise be averaged across anatomy). Default: the
+        factor that brings the in-plane spacing to about :data:`N4_SAMPLE_MM`.
     iterations : sequence of int
         Maximum iterations per fitting level (one level per entry).
 
@@ -44,6 +58,8 @@ def n4_correct(
         mean inside the mask is 1, i.e. intensities keep their scale.
     """
     img = sitk.Cast(image, sitk.sitkFloat32)
+    if shrink is None:
+        shrink = default_shrink(img)
     if mask is None:
         mask = sitk.OtsuThreshold(img, 0, 1, 200)
     mask = sitk.Cast(mask > 0, sitk.sitkUInt8)
