@@ -17,8 +17,10 @@ from myoimg.segment.qc import save_qc_png
 
 # Floors set a little below what the method reaches on this case (see the final report
 # / scripts/eval_segmentation.py); the reference is an nnU-Net output, not a tracing.
-DICE_FLOOR_MEAN = 0.38
-DICE_FLOOR_VL = 0.60
+DICE_FLOOR_MEAN = 0.51  # measured 0.56 (level-aware seeds, anterior fascia check)
+DICE_FLOOR_VL = 0.65  # measured 0.74
+DICE_FLOOR_VM = 0.40  # measured 0.47 (both legs averaged)
+DICE_FLOOR_RF = 0.33  # measured 0.42 (fat-replaced RF kept inside the fascia)
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -52,6 +54,8 @@ def test_dev_case_dice_and_grid(huashan, huashan_result):
     scores = {m.name: dice(a == m.id, ref == m.id) for m in QUADRICEPS}
     assert np.mean(list(scores.values())) >= DICE_FLOOR_MEAN, scores
     assert min(scores["R_VL"], scores["L_VL"]) >= DICE_FLOOR_VL, scores
+    assert (scores["R_VM"] + scores["L_VM"]) / 2 >= DICE_FLOOR_VM, scores
+    assert (scores["R_RF"] + scores["L_RF"]) / 2 >= DICE_FLOOR_RF, scores
     for key in ("thigh", "femur", "muscle", "compartments"):
         assert res.steps[key].GetSize() == image.GetSize()
 
@@ -211,3 +215,21 @@ def test_qc_display_is_radiological():
     # i along +y, j along +x: transposed storage.
     swapped = np.array([[0.0, 1, 0], [1, 0, 0], [0, 0, 1]]).ravel()
     assert np.array_equal(_display_slice(a.T, swapped), a)
+
+
+def test_level_model_interpolates_between_distal_and_proximal():
+    from myoimg.segment.compartments import GROUPS, LEVEL_MODEL, MARKER_MODEL, marker_model
+
+    assert marker_model(None) == MARKER_MODEL
+    for level, end in ((0.0, 0), (1.0, 1), (-0.5, 0), (2.0, 1)):
+        model = dict((g, (t, u)) for g, t, u in marker_model(level))
+        assert tuple(model) == GROUPS  # group order (label ids) never changes
+        for g, ends in LEVEL_MODEL.items():
+            assert np.allclose(model[g], ends[end])
+    # Half-way: the mean of both ends, e.g. the VM seed's medial edge.
+    distal_t, proximal_t = LEVEL_MODEL["VM"][0][0], LEVEL_MODEL["VM"][1][0]
+    mid = dict((g, t) for g, t, _ in marker_model(0.5))["VM"]
+    assert mid[0] == pytest.approx((distal_t[0] + proximal_t[0]) / 2)
+    # VM is bigger distally: its distal seed spans a wider angle than its proximal one.
+    (td, _), (tp, _) = LEVEL_MODEL["VM"]
+    assert td[1] - td[0] > tp[1] - tp[0]

@@ -100,3 +100,24 @@ def test_analytic_phantom(fat_bright):
     }
     assert min(scores.values()) >= 0.85, scores
     assert np.mean(list(scores.values())) >= 0.93, scores
+
+
+def test_fat_replaced_rectus_stays_inside_fascia():
+    """A fat-replaced RF (fat-dark on a fat-suppressed image) is muscle, not fat.
+
+    Both RF sectors get the subcutaneous-fat intensity: only the anatomy (the fat layer in
+    front is about as thick as over the flanks) can put them inside the fascia.
+    """
+    img, truth = make_phantom(False)
+    arr = sitk.GetArrayFromImage(img)
+    rf = np.isin(truth, [BY_NAME["R_RF"].id, BY_NAME["L_RF"].id])
+    arr[rf] = 80.0  # the phantom's fat level
+    fat_rf = sitk.GetImageFromArray(arr)
+    fat_rf.CopyInformation(img)
+    res = segment_thigh(fat_rf)
+    muscle = sitk.GetArrayFromImage(res.steps["muscle"]) > 0
+    assert muscle[rf].mean() >= 0.8, muscle[rf].mean()
+    lab = sitk.GetArrayFromImage(res.labels)
+    for side in "RL":
+        lid = BY_NAME[f"{side}_RF"].id
+        assert dice(lab == lid, truth == lid) >= 0.5

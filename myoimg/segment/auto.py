@@ -46,6 +46,10 @@ MAX_TRACK_GAP = 1
 Z_SMOOTH_MAX_SPACING_MM = 6.0
 # A femur missed at the end of its track is assumed to continue this far (mm).
 EXTRAPOLATE_MM = 10.0
+# The seed model follows the level along the femur (VM grows distally, the sartorius
+# turns medial) only when the femur is seen over at least this length (mm, about a third
+# of an adult femoral shaft); a shorter stack is treated as mid-thigh.
+LEVEL_MIN_EXTENT_MM = 100.0
 
 
 @dataclass
@@ -370,6 +374,21 @@ def segment_thigh(
         sides = (_side_of_single_leg((float(np.mean(leg_x)), 0.0), (fem_x, 0.0), messages),)
 
     coefs = [tracks[n] for n in order]
+    # Relative level of each slice along each femur track (0 = most distal slice with a
+    # femur, 1 = most proximal); LPS z grows toward the head.
+    zs = np.array(
+        [image.TransformContinuousIndexToPhysicalPoint((0.0, 0.0, float(k)))[2] for k in range(nz)]
+    )
+    levels = []
+    for p in picks:
+        zk = zs[[k for k in range(nz) if p[k] is not None]]
+        ext = float(zk.max() - zk.min()) if zk.size else 0.0
+        levels.append((zs - zk.min()) / ext if ext >= LEVEL_MIN_EXTENT_MM else None)
+    if any(lv is None for lv in levels):
+        messages.append(
+            "femur seen over less than "
+            f"{LEVEL_MIN_EXTENT_MM:.0f} mm: mid-thigh muscle model used on every slice"
+        )
     for k in range(nz):
         report("compartments", 0.35 + 0.6 * k / max(nz, 1))
         fems = [(side, p[k]) for side, p in zip(sides, picks, strict=True) if p[k] is not None]
@@ -413,6 +432,11 @@ def segment_thigh(
                 side,
                 spacing_ij,
                 fat_bright,
+                level=(
+                    None
+                    if levels[sides.index(side)] is None
+                    else float(levels[sides.index(side)][k])
+                ),
             )
             thigh[k][leg] = 1 if side == "R" else 2
             femur_mask[k][fmask] = 1

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, morphology, segmentation
 
-__all__ = ["LegSlice", "MARKER_MODEL", "segment_leg_slice"]
+__all__ = ["LEVEL_MODEL", "LegSlice", "MARKER_MODEL", "marker_model", "segment_leg_slice"]
 
 # Marker model: (group, theta range deg, u range). Seeds only: the watershed moves the
 # borders to the fat septa. Anatomy at mid-thigh (any anatomy atlas, e.g. Gray's):
@@ -26,7 +26,10 @@ __all__ = ["LegSlice", "MARKER_MODEL", "segment_leg_slice"]
 # a shift of a border keeps every seed inside its own muscle.
 MARKER_MODEL: tuple[tuple[str, tuple[float, float], tuple[float, float]], ...] = (
     ("VI", (-30.0, 110.0), (0.0, 0.1)),
-    ("VL", (80.0, 140.0), (0.55, 0.85)),
+    # VL's posterior border is the lateral intermuscular septum, which leaves the linea
+    # aspera (posterior, 180 deg) and reaches the fascia postero-laterally (~120-135 deg,
+    # where biceps femoris begins): the VL seed stays anterior of it.
+    ("VL", (60.0, 115.0), (0.55, 0.85)),
     ("RF", (-12.0, 12.0), (0.75, 0.92)),
     ("VM", (-70.0, -40.0), (0.35, 0.75)),
     ("ADD", (-140.0, -105.0), (0.3, 0.8)),
@@ -39,12 +42,55 @@ MARKER_MODEL: tuple[tuple[str, tuple[float, float], tuple[float, float]], ...] =
 )
 GROUPS = tuple(g for g, _, _ in MARKER_MODEL)
 
+# Level-dependent seeds, (distal, proximal) ends of the femoral shaft; linear in between.
+# VM is largest distally (its oblique part fills the antero-medial and medial thigh above
+# the knee) and shrinks to a thin deep strip proximally; its seed stays deep (u <= 0.45-0.75)
+# so that it does not sit in the superficial sartorius. The sartorius spirals from the
+# anterior superior iliac spine (antero-lateral, proximal) to the medial side of the knee
+# (distal), so its seed turns from antero-medial to medial along the thigh; the gracilis
+# stays behind it. The adductors reach anteromedially in the proximal thigh (adductor
+# longus forms the floor of the femoral triangle, medial of VM and sartorius) and shrink
+# to the postero-medial adductor magnus toward the knee.
+LEVEL_MODEL: dict[str, tuple[tuple[tuple[float, float], tuple[float, float]], ...]] = {
+    "VM": (((-90.0, -40.0), (0.25, 0.75)), ((-55.0, -35.0), (0.2, 0.45))),
+    "SAR": (((-110.0, -80.0), (0.85, 1.0)), ((-70.0, -40.0), (0.85, 1.0))),
+    "GRA": (((-135.0, -115.0), (0.88, 1.0)), ((-125.0, -100.0), (0.88, 1.0))),
+    "ADD": (((-150.0, -115.0), (0.3, 0.8)), ((-125.0, -85.0), (0.3, 0.8))),
+}
+
+
+def marker_model(level: float | None = None):
+    """Seed model at a relative level along the femoral shaft (0 distal, 1 proximal).
+
+    ``None`` returns the mid-thigh :data:`MARKER_MODEL`.
+    """
+    if level is None:
+        return MARKER_MODEL
+    f = float(np.clip(level, 0.0, 1.0))
+    out = []
+    for g, t, u in MARKER_MODEL:
+        if g in LEVEL_MODEL:
+            (td, ud), (tp, up) = LEVEL_MODEL[g]
+            t = tuple((1 - f) * a + f * b for a, b in zip(td, tp, strict=True))
+            u = tuple((1 - f) * a + f * b for a, b in zip(ud, up, strict=True))
+        out.append((g, t, u))
+    return tuple(out)
+
+
 N_BINS = 180
 W_FAT = 0.3
 COMPACTNESS = 0.003
 SEPTUM_RIDGE = 0.5  # ridge strength (fraction of its 99th percentile) of a septum
 R_CAP_FACTOR = 1.4
 RUN_MM = 5.0  # a muscle belly is >5 mm thick; superficial veins/skin are thinner
+# Anterior fat thickness check: the front sector (|theta| < 35 deg, where the rectus
+# femoris lies straight in front of the femur) against the flanks at +-45 deg (over the
+# VL/VI and VM sides of the anterior compartment).
+FRONT_DEG = 35.0
+FLANK_DEG = 45.0
+ANTERIOR_FAT_TOL_MM = 6.0  # real fat thickness differences between front and flanks
+THICK_PCT = 40.0
+THICK_WIN_DEG = 90.0
 W_GRAD = 0.0  # 2-degree angular bins for the skin/fascia radius profiles
 
 
@@ -110,6 +156,7 @@ def segment_leg_slice(
     side: str,
     spacing_ij: tuple[float, float],
     fat_bright: bool,
+    level: float | None = None,
 ) -> LegSlice:
     """Split one leg's muscle compartment into muscle groups.
 
@@ -129,6 +176,9 @@ def segment_leg_slice(
         Column and row spacing (mm).
     fat_bright : bool
         True for T1-like contrasts (fat bright), False for fat-suppressed ones.
+    level : float, optional
+        Relative level of the slice along the femoral shaft (0 distal, 1 proximal);
+        ``None`` uses the mid-thigh seed model.
     """
     si, sj = spacing_ij
     px = min(si, sj)
@@ -185,10 +235,22 @@ def segment_leg_slice(
     # Subcutaneous fat thickness changes smoothly around the limb; a fat-replaced
     # superficial muscle would look like a local thickening. A low running quantile over
     # 90 degrees rejects those while following true thickness changes.
-    win = max(3, N_BINS // 4)
-    thick = ndi.percentile_filter(first_muscle, 40, size=win, mode="wrap")
+    win = max(3, int(N_BINS * THICK_WIN_DEG / 360.0))
+    thick = ndi.percentile_filter(first_muscle, THICK_PCT, size=win, mode="wrap")
     thick = np.minimum(first_muscle, thick + 3.0)
     thick = ndi.uniform_filter1d(thick, size=max(3, N_BINS // 36), mode="wrap")
+    # Subcutaneous fat over the front of the thigh is about as thick as over its
+    # antero-medial and antero-lateral flanks (thickness varies smoothly around the limb);
+    # a much deeper first muscle in front is a fat-replaced rectus femoris (dark like fat
+    # on fat-suppressed images), which is still inside the fascia. So the front fascia
+    # lies at most ANTERIOR_FAT_TOL_MM deeper than over the thinner flank (the other flank
+    # may itself cover fat-replaced VM or sartorius).
+    ang = (np.arange(N_BINS) + 0.5) * 360.0 / N_BINS - 180.0
+    flank = min(
+        thick[np.argmin(np.abs(ang + FLANK_DEG))], thick[np.argmin(np.abs(ang - FLANK_DEG))]
+    )
+    front = np.abs(ang) < FRONT_DEG
+    thick[front] = np.minimum(thick[front], flank + ANTERIOR_FAT_TOL_MM)
     r_fascia = np.maximum(r_skin - thick, r_fem + 2.0)
 
     inside = soft & (r <= r_fascia[bins])
@@ -221,7 +283,7 @@ def segment_leg_slice(
     elev = ridge + fatness + W_GRAD * grad
 
     markers = np.zeros(sl.shape, dtype=np.int32)
-    for n, (_, (t0, t1), (u0, u1)) in enumerate(MARKER_MODEL, start=1):
+    for n, (_, (t0, t1), (u0, u1)) in enumerate(marker_model(level), start=1):
         m = inside & (u >= u0) & (u <= u1)
         if t1 > 180.0:
             m &= (theta >= t0) | (theta <= t1 - 360.0)
