@@ -605,7 +605,7 @@ def run_compare(baseline: str | Path, followup: str | Path, out: str | Path,
         for name, per_metric in changes.items():
             if name in {m.name for m in vocab.QUADRICEPS}:
                 verdicts = ", ".join(f"{k} {v['verdict']}" for k, v in per_metric.items()
-                                     if k in ("oedema_fraction", "suv_mean"))
+                                     if k in ("oedema_fraction", "suv_mean", "suv_peak"))
                 print(f"  {name}: {verdicts}")
     return Path(out)
 
