@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as _dt
-import hashlib
 import io as _io
 import json
 import logging
@@ -508,14 +507,10 @@ def _parameters(options: PipelineOptions) -> dict[str, Any]:
     return params
 
 
-def _pseudonym(patient_id: str | None) -> str:
-    digest = hashlib.sha256((patient_id or "unknown").encode()).hexdigest()[:8]
-    return f"anon-{digest}"
-
-
 def _finish(staging: Path, visits: dict[str, dict[str, Any]], options: PipelineOptions,
             progress: Progress, changes: dict | None = None, rules: dict | None = None) -> None:
     from myoimg.compare import RESPONSE_DISCLAIMER
+    from myoimg.report.data import pseudonym  # one formula for results and reports
 
     patient = next(iter(visits.values()))["_patient"]
     for entry in visits.values():
@@ -527,7 +522,8 @@ def _finish(staging: Path, visits: dict[str, dict[str, Any]], options: PipelineO
         "disclaimer": RESPONSE_DISCLAIMER,
         "parameters": _parameters(options),
         "versions": _versions(),
-        "patient": {"id": _pseudonym(patient["id"]) if options.anonymize else patient["id"],
+        "patient": {"id": pseudonym(patient["id"] or "unknown") if options.anonymize
+                    else patient["id"],
                     "sex": patient["sex"], "anonymized": options.anonymize},
         "units": METRIC_UNITS,
         "visits": visits,

@@ -126,3 +126,19 @@ def test_visit_with_pet_but_no_mri_runs_what_it_can(sample_data, tmp_path):
     assert any("no MRI labels" in w for w in entry["warnings"])
     assert entry["muscles"]["R_VL"]["oedema_fraction"] is None
     assert (out / "baseline" / "suv.nii.gz").is_file()
+
+
+def test_anonymize_keeps_patient_id_out_of_outputs(sample_data, tmp_path):
+    import pydicom
+
+    from myoimg.pipeline import run_analyze
+    from myoimg.report.data import pseudonym
+
+    folder = _copy_series(sample_data, tmp_path, {"pet", "ct"})
+    patient_id = str(pydicom.dcmread(next(folder.iterdir()), stop_before_pixels=True).PatientID)
+    out = tmp_path / "out"
+    run_analyze(folder, out, PipelineOptions(quiet=True, report=False, anonymize=True))
+    results = (out / "results.json").read_text()
+    assert json.loads(results)["patient"]["id"] == pseudonym(patient_id)
+    assert patient_id not in results
+    assert patient_id not in (out / "myoimg.log").read_text()
