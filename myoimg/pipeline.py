@@ -373,11 +373,9 @@ def _avid(options: PipelineOptions) -> Any:
     return options.avid_threshold if options.avid_threshold is not None else "ref+2sd"
 
 
-def _factor_value(factor: Any) -> float | None:
-    try:
-        return float(factor.value)
-    except Exception:  # noqa: BLE001 - varies per slice: report the median, derivation has all
-        return float(np.median(factor.per_slice))
+def _factor_value(factor: Any) -> float:
+    """The SUV factor; its median where it varies per slice (the derivation has all)."""
+    return float(factor.value) if factor.is_constant else float(np.median(factor.per_slice))
 
 
 def _reg_summary(reg: Any) -> dict[str, Any]:
