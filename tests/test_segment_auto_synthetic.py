@@ -121,3 +121,36 @@ def test_fat_replaced_rectus_stays_inside_fascia():
     for side in "RL":
         lid = BY_NAME[f"{side}_RF"].id
         assert dice(lab == lid, truth == lid) >= 0.5
+
+
+@pytest.mark.parametrize("level", [0.0, 0.5])
+def test_vm_stays_in_front_of_medial_septum(level):
+    """VM does not wrap behind the femur where a septum cuts the adductors off it.
+
+    One right-leg slice (femur at the origin, identity geometry): uniform muscle, a fat
+    septum between adductors and hamstrings (170 deg) and a septum 25 mm from the femur
+    centre that separates a deep postero-medial strip from the adductor seeds. Without
+    the medial-septum limit the VM flood fills that strip down to 180 deg.
+    """
+    from myoimg.segment import compartments as comp
+
+    jj, ii = np.mgrid[0:170, 0:170].astype(float)
+    x, y = ii - 85.0, jj - 85.0
+    r = np.hypot(x, y)
+    th = np.degrees(np.arctan2(-x, -y))  # right leg: lateral is -x, anterior is -y
+    sl = np.where(r <= 72, 80.0, 0.0).astype(np.float32)
+    sl[r <= 63] = 500.0
+    sl[(np.abs(th - 170.0) < 1.5) & (r < 63) & (r > 13)] = 80.0
+    sl[(np.abs(r - 25.0) < 1.0) & ((th < -100.0) | (th > 170.0))] = 80.0
+    sl[r <= 13] = 10.0
+    sl += np.random.default_rng(0).normal(0, 8.0, sl.shape).astype(np.float32)
+    res = comp.segment_leg_slice(
+        sl, r <= 72, r <= 13, (0.0, 0.0), x, y, "R", (1.0, 1.0), False, level=level
+    )
+    vm = res.groups == comp.GROUPS.index("VM") + 1
+    assert vm.sum() > 500
+    assert th[vm].min() >= comp.VM_POST_DEG
+    # The strip behind the limit went to the adductors instead.
+    strip = (r > 14) & (r < 24) & (th < -130.0) & (th > -160.0)
+    add = res.groups == comp.GROUPS.index("ADD") + 1
+    assert add[strip].mean() > 0.5

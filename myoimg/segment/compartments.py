@@ -91,6 +91,7 @@ FLANK_DEG = 45.0
 ANTERIOR_FAT_TOL_MM = 6.0  # real fat thickness differences between front and flanks
 THICK_PCT = 40.0
 THICK_WIN_DEG = 90.0
+VM_POST_DEG = -120.0  # medial intermuscular septum direction from the femur (postero-medial)
 W_GRAD = 0.0  # 2-degree angular bins for the skin/fascia radius profiles
 
 
@@ -291,6 +292,11 @@ def segment_leg_slice(
             m &= (theta >= t0) & (theta <= t1)
         markers[m] = n
     groups = segmentation.watershed(elev, markers=markers, mask=inside, compactness=COMPACTNESS)
+    # VM's posterior limit is the medial intermuscular septum (VM / adductors), which
+    # leaves the femur's medial lip of the linea aspera postero-medially; VM does not
+    # wrap further back than that where the watershed finds no septum.
+    vm, add = GROUPS.index("VM") + 1, GROUPS.index("ADD") + 1
+    groups[(groups == vm) & (theta < VM_POST_DEG)] = add
     # The septa themselves are fat, not muscle: thin fat-like ridges leave the labels.
     # Broad dark areas (fat-replaced muscle) have little ridge response and stay.
     groups[~muscle_like & (ridge > SEPTUM_RIDGE)] = 0
