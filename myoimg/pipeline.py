@@ -397,16 +397,11 @@ def _mri_labels(t2: Any, visit: str, options: PipelineOptions, progress: Progres
         entry["warnings"].extend(imported.messages)
         return imported.labels
     if visit == "followup" and options.labels_from == "propagate" and baseline is not None:
-        from myoimg.segment.register import (
-            propagate_labels,
-            register_rigid_affine,
-            require_ok,
-            thigh_mask,
-        )
+        from myoimg.segment.register import propagate_labels, register_rigid_affine, require_ok
 
         progress.stage(f"{visit}: registering follow-up to baseline MRI")
-        reg = register_rigid_affine(t2.image, baseline["image"], fixed_mask=thigh_mask(t2.image),
-                                    moving_mask=thigh_mask(baseline["image"]))
+        # register_rigid_affine masks both images to the thighs itself.
+        reg = register_rigid_affine(t2.image, baseline["image"])
         entry["registration"]["followup_to_baseline"] = _reg_summary(reg)
         require_ok(reg)
         entry["segmentation"] = {"method": "propagated from baseline", "messages": list(reg.messages)}

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from myoimg.quantify.pet import PET_METRICS
+
 MR_SIZE = (64, 48, 10)  # (i, j, k)
 MR_SPACING = (4.0, 4.0, 8.0)
 MR_ORIGIN = (-126.0, -94.0, -36.0)
@@ -153,16 +155,6 @@ def _muscle_metrics(mr: dict, pet: dict | None) -> dict[str, dict]:
             "t2fs_norm_median": float(np.median(norm)),
             "t2fs_z": (float(norm.mean()) - 1.0) / REF_SD,
         }
-        keys = (
-            "suv_mean",
-            "suv_sd",
-            "suv_median",
-            "suv_max",
-            "suv_peak",
-            "avid_volume_ml",
-            "tla",
-            "tbr",
-        )
         if pet is not None and (pet["labels"] == lid).any():
             s = pet["suv"][pet["labels"] == lid].astype(np.float64)
             avid = float((s > 1.5).sum() * vox_pet)
@@ -177,7 +169,7 @@ def _muscle_metrics(mr: dict, pet: dict | None) -> dict[str, dict]:
                 tbr=float(s.mean()) / 0.9,
             )
         else:
-            m.update(dict.fromkeys(keys))
+            m.update(dict.fromkeys(PET_METRICS))
         out[f"{side}_{group}"] = m
     out["L_VI"]["t2fs_z"] = None  # a null value must print as n/a
     return out
