@@ -149,7 +149,9 @@ def test_vm_stays_in_front_of_medial_septum(level):
     )
     vm = res.groups == comp.GROUPS.index("VM") + 1
     assert vm.sum() > 500
-    assert th[vm].min() >= comp.VM_POST_DEG
+    # res.theta: the frame's own angles (measured from near the femur centre)
+    assert res.theta[vm].min() >= comp.VM_POST_DEG
+    assert th[vm].min() >= comp.VM_POST_DEG - 5.0
     # The strip behind the limit went to the adductors instead.
     strip = (r > 14) & (r < 24) & (th < -130.0) & (th > -160.0)
     add = res.groups == comp.GROUPS.index("ADD") + 1

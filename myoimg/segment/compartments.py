@@ -1,7 +1,8 @@
 """Muscle compartments of one leg on one axial slice: fascia, polar model, watershed.
 
-Geometry: a polar frame centred on the femur. ``theta`` (degrees) is measured from the
-leg's anterior direction (-y in LPS) toward its lateral direction (-x for the patient's
+Geometry: a polar frame around the femur. ``theta`` (degrees) is measured, from a point
+a quarter of the way from the femur centre to the muscle compartment's centroid
+(:data:`FRAME_SHIFT`), from the leg's anterior direction (-y in LPS) toward its lateral direction (-x for the patient's
 right leg, +x for the left), so 0 = anterior, +90 = lateral, 180 = posterior,
 -90 = medial on both legs. ``u`` is a normalised depth: 0 at the femoral surface, 1 at
 the muscle fascia (inner border of the subcutaneous fat).
@@ -92,7 +93,12 @@ ANTERIOR_FAT_TOL_MM = 6.0  # real fat thickness differences between front and fl
 THICK_PCT = 40.0
 THICK_WIN_DEG = 90.0
 VM_POST_DEG = -120.0  # medial intermuscular septum direction from the femur (postero-medial)
-W_GRAD = 0.0  # 2-degree angular bins for the skin/fascia radius profiles
+W_GRAD = 0.0
+# Fraction of the way from the femur centre to the muscle compartment's centroid where
+# the seed angles are measured from (0 = femur centre). Checked on the generated studies
+# and the real development case: 0.25 helps the real case (femur far off-centre) and
+# leaves the generated ones unchanged; 0.5 and more move the seeds off the heads.
+FRAME_SHIFT = 0.25  # 2-degree angular bins for the skin/fascia radius profiles
 
 
 @dataclass
@@ -267,6 +273,15 @@ def segment_leg_slice(
         np.maximum.at(r_in, bins[inside], r[inside])
         r_fascia = np.maximum(r_fascia, r_in)
     u = np.clip((r - r_fem[bins]) / np.maximum(r_fascia[bins] - r_fem[bins], 1.0), 0.0, 1.5)
+    # Seed angles: the femur sits eccentric in the thigh, by an amount that differs
+    # between subjects and legs, and an off-centre femur turns every muscle's angle seen
+    # from it. Measuring the angles from a point moved part of the way from the femur
+    # toward the centre of the muscle compartment cancels part of that; the femur stays
+    # the main anchor because the heads are defined by their attachment around it.
+    if inside.any():
+        cx = femur_xy[0] + FRAME_SHIFT * (float(x[inside].mean()) - femur_xy[0])
+        cy = femur_xy[1] + FRAME_SHIFT * (float(y[inside].mean()) - femur_xy[1])
+        theta = np.degrees(np.arctan2(lat_sign * (x - cx), -(y - cy)))
 
     # Elevation: thin fat septa between muscles (dark ridges on fat-suppressed images,
     # bright on T1-like ones), 1-3 mm wide (Hessian scales 0.7 and 1.4 mm).
@@ -294,9 +309,10 @@ def segment_leg_slice(
     groups = segmentation.watershed(elev, markers=markers, mask=inside, compactness=COMPACTNESS)
     # VM's posterior limit is the medial intermuscular septum (VM / adductors), which
     # leaves the femur's medial lip of the linea aspera postero-medially; VM does not
-    # wrap further back than that where the watershed finds no septum.
+    # wrap further back than that where the watershed finds no septum (nor round the
+    # back of the femur to the lateral side).
     vm, add = GROUPS.index("VM") + 1, GROUPS.index("ADD") + 1
-    groups[(groups == vm) & (theta < VM_POST_DEG)] = add
+    groups[(groups == vm) & (np.abs(theta) > -VM_POST_DEG)] = add
     # The septa themselves are fat, not muscle: thin fat-like ridges leave the labels.
     # Broad dark areas (fat-replaced muscle) have little ridge response and stay.
     groups[~muscle_like & (ridge > SEPTUM_RIDGE)] = 0
