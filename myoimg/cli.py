@@ -75,7 +75,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from myoimg.pipeline import PipelineOptions, run_analyze
 
     options = PipelineOptions.from_args(args)
-    run_analyze(args.study, args.output, options)
+    run_analyze(args.study, args.output, options, visit=args.visit)
     return 0
 
 
@@ -178,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", parents=[common], help="quantify one visit (DICOM folder)")
     p.add_argument("study", type=Path)
+    p.add_argument("--visit", choices=("baseline", "followup"), default="baseline",
+                   help="name of this visit in the outputs (default: baseline)")
     _add_analysis_options(p, compare=False)
     p.set_defaults(func=cmd_analyze)
 

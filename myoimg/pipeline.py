@@ -71,13 +71,14 @@ class PipelineOptions:
     def from_args(cls, args: Any) -> PipelineOptions:
         """Build from the parsed CLI arguments of ``analyze`` / ``compare``."""
         compare = hasattr(args, "followup")
+        single = getattr(args, "visit", None) or "baseline"  # analyze: the one visit's name
         series: dict[str, dict[str, str]] = {}
         for v in args.series or ():
             key, sep, sel = v.partition("=")
             visit, _, role = key.rpartition(":") if compare else ("", "", key)
             if not sep or not role or not sel:
                 raise MyoimgError(f"--series expects {'VISIT:' if compare else ''}ROLE=UID|N, got {v!r}")
-            visits = [visit] if visit else (["baseline", "followup"] if compare else ["baseline"])
+            visits = [visit] if visit else (["baseline", "followup"] if compare else [single])
             for vis in visits:
                 if vis not in ("baseline", "followup"):
                     raise MyoimgError(f"--series: unknown visit {vis!r} (baseline or followup)")
@@ -89,7 +90,7 @@ class PipelineOptions:
             if args.labels_followup:
                 labels["followup"] = str(args.labels_followup)
         elif args.labels:
-            labels["baseline"] = str(args.labels)
+            labels[single] = str(args.labels)
         return cls(
             series=series,
             labels=labels,
@@ -556,14 +557,23 @@ def _metrics_csv(visits: dict[str, dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+VISITS = ("baseline", "followup")
+
+
 def run_analyze(study: str | Path, out: str | Path, options: PipelineOptions,
-                progress: Progress | None = None) -> Path:
-    """Quantify one visit; write OUT (results.json, metrics.csv, volumes, report)."""
+                progress: Progress | None = None, visit: str = "baseline") -> Path:
+    """Quantify one visit; write OUT (results.json, metrics.csv, volumes, report).
+
+    ``visit`` ("baseline" or "followup") names the visit in results.json, metrics.csv
+    and the OUT/<visit>/ folder, e.g. to analyse a follow-up scan on its own.
+    """
+    if visit not in VISITS:
+        raise MyoimgError(f"unknown visit name {visit!r}: use 'baseline' or 'followup'")
     progress = progress or Progress(quiet=options.quiet)
     t0 = time.perf_counter()
     with _staging(Path(out), options.overwrite) as staging:
-        entry = analyze_visit(study, staging, "baseline", options, progress)
-        _finish(staging, {"baseline": entry}, options, progress)
+        entry = analyze_visit(study, staging, visit, options, progress)
+        _finish(staging, {visit: entry}, options, progress)
     if not options.quiet:
         print(f"results written to {out} ({time.perf_counter() - t0:.1f} s)")
     return Path(out)

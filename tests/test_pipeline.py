@@ -14,7 +14,7 @@ import pytest
 
 from myoimg import labels as vocab
 from myoimg.cli import main
-from myoimg.errors import OutputExistsError
+from myoimg.errors import MyoimgError, OutputExistsError
 from myoimg.pipeline import PipelineOptions, run_compare
 
 
@@ -142,3 +142,18 @@ def test_anonymize_keeps_patient_id_out_of_outputs(sample_data, tmp_path):
     assert json.loads(results)["patient"]["id"] == pseudonym(patient_id)
     assert patient_id not in results
     assert patient_id not in (out / "myoimg.log").read_text()
+
+
+def test_analyze_names_the_visit(sample_data, tmp_path):
+    """`--visit followup` files the single visit under that name everywhere."""
+    from myoimg.pipeline import run_analyze
+
+    folder = _copy_series(sample_data, tmp_path, {"pet", "ct"})
+    out = tmp_path / "out"
+    run_analyze(folder, out, PipelineOptions(quiet=True, report=False), visit="followup")
+    assert list(json.loads((out / "results.json").read_text())["visits"]) == ["followup"]
+    with open(out / "metrics.csv", newline="") as fh:
+        assert {row["visit"] for row in csv.DictReader(fh)} == {"followup"}
+    assert (out / "followup" / "suv.nii.gz").is_file() and not (out / "baseline").exists()
+    with pytest.raises(MyoimgError, match="unknown visit"):
+        run_analyze(folder, tmp_path / "o2", PipelineOptions(quiet=True), visit="../x")
