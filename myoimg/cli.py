@@ -128,8 +128,15 @@ def _add_analysis_options(p: argparse.ArgumentParser, compare: bool) -> None:
                    "dafne, musclemap, totalsegmentator (default: myoimg ids)")
     p.add_argument("--reference", default=None, metavar="NAMES", help="reference (healthy) muscle "
                    "labels, comma separated names or ids (e.g. R_HAM,L_HAM); default: automatic")
-    p.add_argument("--oedema-threshold", default="mean+2sd", help="'mean+2sd' (default), "
-                   "'mean+3sd', or a number = normalised T2-FS threshold")
+    p.add_argument("--oedema-threshold", default="mean+2sd", help="'mean+2sd' (default, "
+                   "published STIR rule), 'mean+3sd' (meets the phantom accuracy targets), "
+                   "'mean+4sd', or a number = normalised T2-FS threshold")
+    p.add_argument("--oedema-baseline", choices=("per-muscle", "reference"),
+                   default="per-muscle", help="count oedema above each muscle's own healthy "
+                   "level, bounded to +-10%% of the reference (default), or above the reference")
+    p.add_argument("--oedema-rim", choices=("nearest", "excluded"), default="nearest",
+                   help="voxels of the eroded rim take the class of the nearest interior voxel "
+                   "(default) or are left out of the oedema fraction")
     p.add_argument("--no-erode", action="store_true", help="do not erode muscles by one in-plane "
                    "voxel before counting oedema")
     p.add_argument("--avid-threshold", default=None, help="FAPI-avid SUV threshold: a number (SUV) "

@@ -54,6 +54,8 @@ class PipelineOptions:
     labels_from: str = "auto"  # follow-up: "auto" or "propagate"
     reference_labels: tuple[int, ...] | None = None
     oedema_threshold: str | float = "mean+2sd"
+    oedema_baseline: str = "per-muscle"  # healthy level: "per-muscle" or "reference"
+    oedema_rim: str = "nearest"  # eroded rim: "nearest" interior class or "excluded"
     erode_inplane: int = 1
     avid_threshold: str | float | None = None
     suv_type: str = "bw"
@@ -98,6 +100,8 @@ class PipelineOptions:
             labels_from=getattr(args, "labels_from", "auto"),
             reference_labels=_parse_reference(args.reference),
             oedema_threshold=_number_or_text(args.oedema_threshold),
+            oedema_baseline=args.oedema_baseline,
+            oedema_rim=args.oedema_rim,
             erode_inplane=0 if args.no_erode else 1,
             avid_threshold=_number_or_text(args.avid_threshold),
             suv_type=args.suv_type,
@@ -297,6 +301,8 @@ def analyze_visit(
             reference_labels=options.reference_labels,
             threshold=options.oedema_threshold,
             erode_inplane=options.erode_inplane,
+            healthy_level=options.oedema_baseline,
+            rim=options.oedema_rim,
         )
         entry["mri_reference"] = mri.reference_summary() | {
             "raw_sd": float(mri.reference.sd), "n_voxels": int(mri.reference.n_voxels),

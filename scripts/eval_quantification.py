@@ -28,9 +28,10 @@ from myoimg.phantom import generate_study
 from myoimg.pipeline import PipelineOptions, run_compare
 
 
-def evaluate(study: Path, work: Path) -> list[tuple]:
+def evaluate(study: Path, work: Path, threshold: str = "mean+2sd") -> list[tuple]:
     out = work / f"out-{study.name}"
-    run_compare(study / "baseline", study / "followup", out, PipelineOptions(quiet=True, report=False))
+    options = PipelineOptions(quiet=True, report=False, oedema_threshold=threshold)
+    run_compare(study / "baseline", study / "followup", out, options)
     results = json.loads((out / "results.json").read_text())
     truth = json.loads((study / "truth" / "truth.json").read_text())
     rows = []
@@ -49,13 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="*", default=[100, 101])
     parser.add_argument("--study", type=Path, action="append", default=[])
+    parser.add_argument("--oedema-threshold", default="mean+2sd", help="e.g. mean+3sd")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         studies = list(args.study)
         for seed in ([] if args.study else args.seeds):
             studies.append(generate_study(work / f"seed{seed}", seed=seed))
-        rows = [row for study in studies for row in evaluate(Path(study), work)]
+        rows = [row for study in studies
+                for row in evaluate(Path(study), work, args.oedema_threshold)]
     print(f"{'study':14s} {'visit':9s} {'muscle':6s} {'oedema':>7s} {'truth':>6s} {'err':>7s} "
           f"{'SUVmean':>8s} {'truth':>6s} {'err %':>7s}")
     worst = {"baseline": 0.0, "followup": 0.0}

@@ -11,13 +11,20 @@ import SimpleITK as sitk
 from myoimg.errors import GeometryError, MyoimgError, SegmentationError
 from myoimg.labels import QUADRICEPS
 from myoimg.quantify.mri import (
+    DEFAULT_OEDEMA_THRESHOLD,
+    HEALTHY_LEVEL_BOUND,
     MRI_METRICS,
     n4_levels,
     oedema_metrics,
     parse_threshold,
     reference_signal,
 )
-from myoimg.quantify.stats import erode_inplane_mask, healthy_mode_sd, robust_mean_sd
+from myoimg.quantify.stats import (
+    bounded_healthy_level,
+    erode_inplane_mask,
+    healthy_mode_sd,
+    robust_mean_sd,
+)
 
 SPACING = (1.5, 1.5, 5.0)  # (di, dj, dk) mm -> 11.25 mm^3 per voxel
 VOXEL_ML = 1.5 * 1.5 * 5.0 / 1000.0
@@ -50,7 +57,10 @@ def _block_phantom():
 
 def test_block_oedema_fraction_without_erosion():
     image, labels = _block_phantom()
-    q = oedema_metrics(image, labels, reference_labels=[14], erode_inplane=0, bias_correct=False)
+    q = oedema_metrics(
+        image, labels, reference_labels=[14], threshold="mean+2sd", healthy_level="reference",
+        erode_inplane=0, bias_correct=False,
+    )
     assert q.reference.mean == pytest.approx(100.0)
     assert q.reference.sd == pytest.approx(14.826)
     assert q.threshold_norm == pytest.approx(1 + 2 * 0.14826)
@@ -71,7 +81,10 @@ def test_block_oedema_fraction_without_erosion():
 
 def test_block_oedema_fraction_with_inplane_erosion():
     image, labels = _block_phantom()
-    q = oedema_metrics(image, labels, reference_labels=[14], erode_inplane=1, bias_correct=False)
+    q = oedema_metrics(
+        image, labels, reference_labels=[14], threshold="mean+2sd", healthy_level="reference",
+        erode_inplane=1, bias_correct=False, rim="excluded",
+    )
     vl = q.muscles["R_VL"]
     # Eroded muscle: 18 x 18 = 324 per slice; the corner block keeps rows 6-7, cols 20-23.
     assert vl["oedema_fraction"] == pytest.approx((30 + 8) / 324)
@@ -81,6 +94,30 @@ def test_block_oedema_fraction_with_inplane_erosion():
     # Reference from the eroded hamstring (18 x 8 voxels, still half 90 / half 110).
     assert q.reference.n_voxels == 144 * 4
     assert q.muscles["R_HAM"]["oedema_fraction"] == 0.0
+    assert q.parameters["rim"] == "excluded"
+
+
+def test_eroded_rim_takes_nearest_kept_class():
+    image, labels = _block_phantom()
+    q = oedema_metrics(
+        image, labels, reference_labels=[14], threshold="mean+2sd", erode_inplane=1,
+        bias_correct=False,
+    )
+    assert q.parameters["rim"] == "nearest"
+    # Classes decided on the eroded muscle (both blocks found: 30 + 8 per slice) and
+    # carried into the rim: the corner block's rim voxels (row 5, cols 20-24; col 24,
+    # rows 6-7) each have an oedematous nearest kept voxel, its neighbours (row 5 col 19,
+    # row 8 col 24) a healthy one -> exactly the 45 of 400 voxels per slice.
+    assert q.muscles["R_VL"]["oedema_fraction"] == pytest.approx(45 / 400)
+    assert q.muscles["R_VL"]["oedema_volume_ml"] == pytest.approx(45 / 400 * 18.0)
+    oed = sitk.GetArrayFromImage(q.oedema)
+    lab = sitk.GetArrayFromImage(labels)
+    assert oed.sum() == 45 * 4
+    assert oed[:, 5:8, 20:25].all() and oed[lab == 14].sum() == 0
+    # t2fs_norm_* stay over the eroded muscle: 38 bright voxels of 324 per slice.
+    assert q.muscles["R_VL"]["t2fs_norm_mean"] == pytest.approx((38 * 2.0 + 286) / 324)
+    with pytest.raises(MyoimgError, match="rim"):
+        oedema_metrics(image, labels, rim="ignore", bias_correct=False)
 
 
 def test_absolute_and_3sd_thresholds():
@@ -142,7 +179,10 @@ def test_reference_found_when_70_percent_oedematous(oedema_kind):
     assert ref.n_voxels == n
     # The whole pipeline then finds ~70% oedema (+2.3% one-sided noise above mean+2sd).
     image, labels = _images(img, lab)
-    q = oedema_metrics(image, labels, erode_inplane=0, bias_correct=False)
+    q = oedema_metrics(
+        image, labels, threshold="mean+2sd", healthy_level="reference", erode_inplane=0,
+        bias_correct=False,
+    )
     # Threshold ~ 110: (nearly) every oedematous voxel (>= 115 before noise) is above it.
     expected = 0.7 + 0.3 * 0.0228
     assert q.muscles["R_VL"]["oedema_fraction"] == pytest.approx(expected, abs=0.02)
@@ -184,6 +224,9 @@ def test_thin_muscle_measured_uneroded_with_warning():
     q = oedema_metrics(image, labels, reference_labels=[14], bias_correct=False)
     assert q.muscles["R_VM"]["oedema_fraction"] == pytest.approx(2 / 6)
     assert any("R_VM" in w for w in q.warnings)
+    # 12 voxels: too few for an own healthy mode -> the reference level (1.0).
+    assert q.parameters["healthy_modes_norm"]["R_VM"] is None
+    assert q.parameters["healthy_levels_norm"]["R_VM"] == 1.0
 
 
 def test_grid_mismatch_and_empty_labels_raise():
@@ -215,8 +258,10 @@ def test_n4_restores_flat_muscle_and_oedema_fraction():
     block = (16 * 16 * 6) / eroded_n
     # Healthy voxels above mean + 2 SD: the one-sided normal tail, 2.28%.
     expected = block + (1 - block) * 0.0228
-    q_raw = oedema_metrics(image, labels, erode_inplane=1, bias_correct=False)
-    q = oedema_metrics(image, labels, erode_inplane=1, bias_correct=True)
+    old = {"threshold": "mean+2sd", "healthy_level": "reference", "erode_inplane": 1,
+           "rim": "excluded"}
+    q_raw = oedema_metrics(image, labels, bias_correct=False, **old)
+    q = oedema_metrics(image, labels, bias_correct=True, **old)
     norm = sitk.GetArrayFromImage(q.normalised)
     healthy = (lab > 0) & (truth == 100.0)
     assert norm[healthy].std() / norm[healthy].mean() < 0.06  # 0.05 = the noise alone
@@ -251,3 +296,126 @@ def test_n4_levels_follow_field_of_view(size, spacing, levels):
     image = sitk.Image(size, sitk.sitkFloat32)
     image.SetSpacing((spacing, spacing, 5.0))
     assert n4_levels(image) == levels
+
+
+# ---------------------------------------------------------------- per-muscle healthy level
+
+SIGMA = 4.0  # noise SD of every muscle (reference 100 -> 0.04 normalised)
+
+
+def _level_phantom():
+    """Six 4 x 50 x 50 muscles (10 000 voxels each), Gaussian noise SD 4, seed fixed:
+    R_HAM reference at 100; R_VL healthy at 106 (0 % oedema); R_VM half healthy 106,
+    half oedema 200 (50 %); R_VI oedema 180 everywhere (100 %); R_RF healthy at 95;
+    L_HAM healthy at 100."""
+    rng = np.random.default_rng(11)
+    lab = np.zeros((4, 100, 150), np.uint8)
+    mean = np.zeros(lab.shape)
+    blocks = {14: (0, 0, 100.0), 1: (0, 50, 106.0), 2: (0, 100, 106.0),
+              3: (50, 0, 180.0), 4: (50, 50, 95.0), 18: (50, 100, 100.0)}  # fmt: skip
+    for lid, (j, i, level) in blocks.items():
+        lab[:, j:j + 50, i:i + 50] = lid
+        mean[:, j:j + 50, i:i + 50] = level
+    mean[:, 0:25, 100:150] = 200.0  # R_VM: top half of its block oedematous
+    img = mean + rng.normal(0.0, SIGMA, lab.shape)
+    return _images(img, lab), mean
+
+
+def _sf(z):
+    """Upper tail of the standard normal."""
+    from scipy.stats import norm
+
+    return float(norm.sf(z))
+
+
+def test_per_muscle_level_0_50_100_percent_oedema():
+    (image, labels), _ = _level_phantom()
+    kw = {"reference_labels": [14], "erode_inplane": 0, "bias_correct": False,
+          "threshold": "mean+3sd"}  # fmt: skip
+    q = oedema_metrics(image, labels, **kw)  # default per-muscle levels
+    ref_mean, ref_sd = q.reference.mean, q.reference.sd
+    assert ref_mean == pytest.approx(100.0, abs=0.2)
+    assert ref_sd == pytest.approx(SIGMA, rel=0.03)
+    cv = ref_sd / ref_mean
+    lv = q.parameters["healthy_levels_norm"]
+    assert q.parameters["healthy_level"] == "per-muscle"
+    # Own levels = own modes (within the +/-10 % bound) ...
+    assert lv["R_VL"] == pytest.approx(1.06, abs=0.004)
+    assert lv["R_RF"] == pytest.approx(0.95, abs=0.004)
+    # ... except the fully oedematous R_VI (own mode 1.8): capped at 1 + 0.10, with a warning.
+    assert q.parameters["healthy_modes_norm"]["R_VI"] == pytest.approx(1.8, abs=0.01)
+    assert lv["R_VI"] == pytest.approx(1.0 + HEALTHY_LEVEL_BOUND)
+    assert any(w.startswith("R_VI:") and "oedematous throughout" in w for w in q.warnings)
+    assert q.parameters["thresholds_norm"]["R_VL"] == pytest.approx(lv["R_VL"] + 3 * cv)
+    f = {m: q.muscles[m]["oedema_fraction"] for m in ("R_VL", "R_VM", "R_VI", "R_RF", "R_HAM")}
+    tail3 = _sf(3.0)  # 0.00135: healthy voxels above their own level + 3 SD
+    assert f["R_VL"] == pytest.approx(tail3, abs=0.002)
+    assert f["R_RF"] == pytest.approx(tail3, abs=0.002)
+    assert f["R_HAM"] == pytest.approx(tail3, abs=0.002)
+    assert f["R_VM"] == pytest.approx(0.5 + 0.5 * tail3, abs=0.002)
+    assert f["R_VI"] == 1.0  # 180 is 14 SD above the capped threshold 1.1 + 3 x 0.04
+    # Normalisation stays relative to the one reference: R_VL's mean signal is 1.06.
+    assert q.muscles["R_VL"]["t2fs_norm_mean"] == pytest.approx(1.06, abs=0.003)
+    json.dumps(q.parameters, allow_nan=False)
+
+
+def test_per_muscle_2sd_counts_own_tail_not_level_difference():
+    (image, labels), _ = _level_phantom()
+    kw = {"reference_labels": [14], "erode_inplane": 0, "bias_correct": False,
+          "threshold": "mean+2sd"}  # fmt: skip
+    pm = oedema_metrics(image, labels, healthy_level="per-muscle", **kw)
+    ref = oedema_metrics(image, labels, healthy_level="reference", **kw)
+    # Per muscle: 2 SD above R_VL's own level 106 -> the one-sided normal tail, 2.28 %.
+    assert pm.muscles["R_VL"]["oedema_fraction"] == pytest.approx(_sf(2.0), abs=0.006)
+    # One global threshold 100 + 2 x 4 = 108 is only 0.5 SD above R_VL's 106: 31 % "oedema".
+    sd = ref.reference.sd
+    expected = _sf((ref.reference.mean + 2 * sd - 106.0) / SIGMA)
+    assert expected == pytest.approx(_sf(0.5), abs=0.02)
+    assert ref.muscles["R_VL"]["oedema_fraction"] == pytest.approx(expected, abs=0.01)
+    # R_RF (95) sits below the reference: the global threshold is 3.25 SD above it.
+    assert ref.muscles["R_RF"]["oedema_fraction"] == pytest.approx(
+        _sf((ref.reference.mean + 2 * sd - 95.0) / SIGMA), abs=0.002)
+    assert pm.muscles["R_RF"]["oedema_fraction"] == pytest.approx(_sf(2.0), abs=0.006)
+    # The reference rule: one threshold for all muscles, no per-muscle levels.
+    assert set(ref.parameters["thresholds_norm"].values()) == {ref.threshold_norm}
+    assert set(ref.parameters["healthy_levels_norm"].values()) == {1.0}
+    assert ref.parameters["healthy_modes_norm"] is None
+    assert ref.parameters["healthy_level"] == "reference"
+    assert pm.threshold_norm == ref.threshold_norm  # reported at the reference level
+    # The oedema mask follows the per-muscle thresholds.
+    assert sitk.GetArrayFromImage(pm.oedema)[sitk.GetArrayFromImage(labels) == 3].all()
+
+
+def test_default_threshold_and_invalid_healthy_level():
+    assert DEFAULT_OEDEMA_THRESHOLD == "mean+2sd"  # the published STIR rule (issue #5)
+    image, labels = _block_phantom()
+    q = oedema_metrics(image, labels, reference_labels=[14], bias_correct=False)
+    assert q.parameters["threshold"] == "mean+2sd"
+    assert q.threshold_norm == pytest.approx(1 + 2 * 0.14826)
+    with pytest.raises(MyoimgError, match="healthy_level"):
+        oedema_metrics(image, labels, healthy_level="own", bias_correct=False)
+
+
+def test_bounded_healthy_level():
+    rng = np.random.default_rng(5)
+    level, mode = bounded_healthy_level(rng.normal(53.0, 2.0, 5000), 50.0, bound=0.1)
+    assert level == mode == pytest.approx(53.0, abs=0.2)
+    level, mode = bounded_healthy_level(rng.normal(80.0, 2.0, 5000), 50.0, bound=0.1)
+    assert mode == pytest.approx(80.0, abs=0.3)
+    assert level == pytest.approx(55.0)
+    level, mode = bounded_healthy_level(rng.normal(43.0, 1.0, 5000), 50.0, bound=0.1)
+    assert mode == pytest.approx(43.0, abs=0.2)
+    assert level == pytest.approx(45.0)
+    # Everything darker than 50 x (1 - 2 x 0.1) = 40: no muscle voxel, reference level.
+    assert bounded_healthy_level(rng.normal(30.0, 2.0, 5000), 50.0, bound=0.1) == (50.0, None)
+    assert bounded_healthy_level(np.full(499, 80.0), 50.0, bound=0.1) == (50.0, None)
+    # Fat inside the label (40 % of the voxels at 0.13 x reference, its own peak): values
+    # below reference x (1 - 2 x 0.1) = 40 are not healthy muscle and are left out.
+    fatty = np.concatenate([rng.normal(6.5, 1.0, 4000), rng.normal(51.5, 2.0, 6000)])
+    level, mode = bounded_healthy_level(fatty, 50.0, bound=0.1)
+    assert level == mode == pytest.approx(51.5, abs=0.2)
+    assert healthy_mode_sd(fatty)[0] == pytest.approx(6.5, abs=0.3)  # what it would take
+    # Only 300 voxels above 40: too few for an own mode.
+    assert bounded_healthy_level(fatty[:4300], 50.0, bound=0.1) == (50.0, None)
+    with pytest.raises(ValueError):
+        bounded_healthy_level(np.ones(600), 1.0, bound=1.0)

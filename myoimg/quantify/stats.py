@@ -19,6 +19,7 @@ __all__ = [
     "check_same_grid",
     "robust_mean_sd",
     "healthy_mode_sd",
+    "bounded_healthy_level",
     "present_label_ids",
     "erode_inplane_mask",
 ]
@@ -149,6 +150,52 @@ def healthy_mode_sd(values: np.ndarray, *, min_peak_fraction: float = 0.2) -> tu
         )
         sd = _lower_half_sd(v, mode)
     return mode, sd
+
+
+def bounded_healthy_level(
+    values: np.ndarray,
+    reference: float,
+    *,
+    bound: float,
+    min_voxels: int = 500,
+) -> tuple[float, float | None]:
+    """Healthy level of one muscle, kept within ``reference x (1 +/- bound)``.
+
+    The level is the lowest significant histogram mode of the muscle's own voxels
+    (:func:`healthy_mode_sd`), clipped to ``[reference x (1 - bound), reference x
+    (1 + bound)]`` so that a muscle with no healthy mode (oedematous throughout) cannot
+    raise its own baseline by more than ``bound``. Voxels darker than ``reference x
+    (1 - 2 x bound)`` are left out of the mode search: no healthy muscle is that dark,
+    so they are fat, fascia or background inside the label, whose own peak would
+    otherwise be taken as the lowest mode. With fewer than ``min_voxels`` voxels left
+    the mode is too noisy and ``reference`` is returned.
+
+    Parameters
+    ----------
+    values : ndarray
+        Voxel intensities of one muscle (any shape; non-finite values ignored).
+    reference : float
+        Healthy level of all muscles (same units as ``values``).
+    bound : float
+        Largest relative departure (0-1) of the muscle's level from ``reference``.
+    min_voxels : int
+        Fewest voxels for a muscle's own mode.
+
+    Returns
+    -------
+    (level, mode) : tuple
+        ``level`` (float, units of ``values``) to use; ``mode`` the muscle's own mode
+        before clipping, or None when too few voxels.
+    """
+    if not 0.0 <= bound < 1.0:
+        raise ValueError(f"bound must be in [0, 1), got {bound!r}")
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v) & (v >= reference * (1.0 - 2.0 * bound))]
+    if v.size < max(int(min_voxels), 10):
+        return float(reference), None
+    mode, _ = healthy_mode_sd(v)
+    level = float(np.clip(mode, reference * (1.0 - bound), reference * (1.0 + bound)))
+    return level, float(mode)
 
 
 def erode_inplane_mask(mask: np.ndarray, iterations: int) -> np.ndarray:
