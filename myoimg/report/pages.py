@@ -224,6 +224,18 @@ def _vmax_suv(data: ReportData, cache: dict) -> float:
     return cache["suv_vmax"]
 
 
+def _healthy_level_note(vis: dict) -> str:
+    """How the per-muscle healthy levels moved the oedema threshold (methods page)."""
+    par = vis.get("mri_parameters") or {}
+    if par.get("healthy_level") != "per-muscle":
+        return ""
+    return (
+        "; each muscle's threshold is raised or lowered with its own healthy level (lowest "
+        f"histogram mode, within +-{100 * float(par.get('healthy_level_bound', 0.1)):.0f} % of "
+        "the reference; results.json mri_parameters.thresholds_norm)"
+    )
+
+
 def muscle_page(data: ReportData, muscle: str, size: tuple[float, float], cache: dict) -> Figure:
     """One quadriceps head: images of each visit, metric table, histogram and profiles."""
     fig = Figure(figsize=size)
@@ -362,7 +374,9 @@ def muscle_page(data: ReportData, muscle: str, size: tuple[float, float], cache:
     for v in visits:
         im = data.images[v]
         t = data.visit_title(v)
-        thr = _number(data.visit(v).get("oedema_threshold_norm"))
+        # the muscle's own threshold (per-muscle healthy level), else the visit's one
+        own = (data.visit(v).get("mri_parameters") or {}).get("thresholds_norm") or {}
+        thr = _number(own.get(muscle, data.visit(v).get("oedema_threshold_norm")))
         vals = (
             im.t2fs_norm[im.labels_mr == lid]
             if im.t2fs_norm is not None and im.labels_mr is not None
@@ -468,8 +482,9 @@ def _methods_lines(data: ReportData) -> list[tuple[str, str]]:
         out.append(
             (
                 "body",
-                "Oedema threshold (normalised T2-FS): "
-                + _fmt_scalar(vis.get("oedema_threshold_norm")),
+                "Oedema threshold (normalised T2-FS) at the reference level: "
+                + _fmt_scalar(vis.get("oedema_threshold_norm"))
+                + _healthy_level_note(vis),
             )
         )
         pref = vis.get("pet_reference")
