@@ -289,9 +289,10 @@ def _leg_classes(leg: Leg, p: np.ndarray, u, v, z, r, th, r_skin) -> np.ndarray:
     bounds.append(leg.vi_harm.bound)
     polar.append((dfx, dfy))
     harms.append(leg.vi_harm)
-    # neurovascular fat pad around the femoral vessels in the adductor canal
+    # neurovascular fat pad around the femoral vessels in the adductor canal, deep to the
+    # sartorius, where VM, adductors and sartorius meet
     su, sv = centres["SAR"]
-    vu, vv = su + 0.4 * (uf - su), sv + 0.4 * (vf - sv)
+    vu, vv = su + 0.3 * (uf - su), sv + 0.3 * (vf - sv)
     bare.append(np.hypot((ui - vu) / 11.0, (vi - vv) / 8.0) * 9.0 - 9.0)
     bounds.append(0.0)
     scores = np.stack(bare).astype(np.float32)
@@ -361,13 +362,19 @@ def classify(anat: Anatomy, points: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- builder
 
+# Mid-thigh positions (atlas cross-sections; U lateral, V anterior, fascia semi-axes = 1).
+# Seen from the femur: RF straight anterior, VL lateral, VM antero-medial (centroid about
+# 45-60 deg medial of anterior, as on real scans, e.g. the huashan-001 reference labels),
+# sartorius superficial over the adductor canal on the medial side (spiralling from
+# antero-medial proximally to postero-medial distally), gracilis postero-medial and
+# superficial, adductors medial-posterior and deep, hamstrings posterior.
 _NOMINAL = {
     # group: centre (U, V), slope d(U,V)/dz, axes (U, V), size slope, angle deg, tangential
     "VL": ((0.66, 0.10), (0.0, 0.0), (0.36, 0.62), 0.0005, -15.0, False),
-    "VM": ((-0.22, 0.44), (0.0010, -0.0008), (0.30, 0.34), -0.0030, 30.0, False),
+    "VM": ((-0.34, 0.30), (0.0010, -0.0008), (0.30, 0.34), -0.0030, 30.0, False),
     "RF": ((0.10, 0.74), (0.0, 0.0), (0.26, 0.19), 0.0045, 0.0, False),
-    "SAR": ((-0.50, 0.57), (0.0020, 0.0025), (0.26, 0.11), -0.0020, 0.0, True),
-    "GRA": ((-0.80, -0.10), (0.0, 0.0), (0.15, 0.17), 0.0010, 0.0, False),
+    "SAR": ((-0.66, 0.22), (0.0025, 0.0045), (0.26, 0.11), -0.0020, 0.0, True),
+    "GRA": ((-0.82, -0.26), (0.0, 0.0), (0.15, 0.17), 0.0010, 0.0, False),
     "ADD": ((-0.36, -0.22), (0.0, 0.0), (0.36, 0.42), 0.0030, 20.0, False),
     "HAM": ((0.12, -0.62), (0.0, 0.0), (0.55, 0.36), 0.0, 0.0, False),
 }
@@ -397,8 +404,8 @@ def _make_leg(
             weight=rng.uniform(0.9, 1.1),
         )
     # small muscles get a lower score slope so that big neighbours do not crowd them out
-    muscles["GRA"].weight *= 0.65
-    muscles["SAR"].weight *= 0.6
+    muscles["GRA"].weight *= 0.55
+    muscles["SAR"].weight *= 0.8
     return Leg(
         side=side,
         sign=sign,

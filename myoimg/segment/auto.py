@@ -37,9 +37,10 @@ __all__ = ["SegmentationResult", "segment_thigh", "detect_contrast", "save_qc_pn
 # slice its centre lies within this distance (mm) of the straight line fitted through the
 # detections (half a shaft diameter plus detection noise).
 TRACK_TOLERANCE_MM = 15.0
-# The shaft is continuous: detections separated from the main run by more than this
-# many empty slices (e.g. femoral heads in the pelvis above the trochanters) are dropped.
-MAX_TRACK_GAP = 1
+# The shaft is continuous: detections separated from the main run by a gap of more than
+# one empty slice and more than this many mm (e.g. femoral heads in the pelvis, 5-8 cm
+# above the shaft's end) are dropped; shorter gaps are a few missed detections.
+MAX_TRACK_GAP_MM = 15.0
 # Muscle borders move by < ~1 mm per mm along the thigh (muscles are long and run nearly
 # parallel to the femur); with slices up to 6 mm apart, a label that disagrees with both
 # neighbours is more likely noise than anatomy.
@@ -136,14 +137,16 @@ def _fit_track(ks: np.ndarray, xy: np.ndarray) -> np.ndarray:
     return np.asarray(coef)
 
 
-def _main_run(chosen: list) -> list:
-    """Keep the longest run of slices with a femur (gaps up to MAX_TRACK_GAP slices)."""
+def _main_run(chosen: list, dz: float) -> list:
+    """Keep the longest run of slices with a femur (short gaps bridged, see
+    MAX_TRACK_GAP_MM; ``dz`` is the slice spacing in mm)."""
+    max_gap = max(1, int(MAX_TRACK_GAP_MM // max(dz, 1e-3)))
     ks = [k for k, c in enumerate(chosen) if c is not None]
     if not ks:
         return chosen
     runs, start = [], ks[0]
     for a, b in zip(ks[:-1], ks[1:], strict=True):
-        if b - a - 1 > MAX_TRACK_GAP:
+        if b - a - 1 > max_gap:
             runs.append((start, a))
             start = b
     runs.append((start, ks[-1]))
@@ -152,9 +155,12 @@ def _main_run(chosen: list) -> list:
 
 
 def _femur_tracks(
-    cands: list[list[FemurCandidate]], nz: int
+    cands: list[list[FemurCandidate]], nz: int, dz: float
 ) -> tuple[list[np.ndarray], list[list[FemurCandidate | None]]]:
-    """Group per-slice candidates into 1-2 straight femur tracks; pick one per slice."""
+    """Group per-slice candidates into 1-2 straight femur tracks; pick one per slice.
+
+    ``dz`` is the slice spacing (mm).
+    """
     pts = [(k, c) for k, cs in enumerate(cands) for c in cs]
     if not pts:
         return [], []
@@ -193,7 +199,7 @@ def _femur_tracks(
                 continue
             if chosen[k] is None or c.score > chosen[k].score:
                 chosen[k] = c
-        chosen = _main_run(chosen)
+        chosen = _main_run(chosen, dz)
         tracks.append(coef)
         picks.append(chosen)
     return tracks, picks
@@ -329,7 +335,7 @@ def segment_thigh(
     grids = [slice_grid_lps(image, k) for k in range(nz)]
     cands = [find_femurs(arr[k], body[k], spacing_ij, *grids[k]) for k in range(nz)]
     report("femur", 0.35)
-    tracks, picks = _femur_tracks(cands, nz)
+    tracks, picks = _femur_tracks(cands, nz, float(sp[2]))
     found = [any(p[k] is not None for p in picks) for k in range(nz)]
     n_found = int(sum(found))
     if n_found == 0 or n_found < 0.5 * nz:
