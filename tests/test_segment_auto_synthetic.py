@@ -156,3 +156,107 @@ def test_vm_stays_in_front_of_medial_septum(level):
     strip = (r > 14) & (r < 24) & (th < -130.0) & (th > -160.0)
     add = res.groups == comp.GROUPS.index("ADD") + 1
     assert add[strip].mean() > 0.5
+
+
+def test_streaky_fat_replaced_rf_and_vm_stay_inside_fascia():
+    """Fat-replaced RF and superficial VM with residual fibres are muscle, not fat.
+
+    Both sectors get the subcutaneous-fat level crossed by 2 mm bright fibre bands every
+    4 mm (streaky, as fat-replaced muscle with residual fibres). Together they make a
+    ~105-degree notch in the first-muscle depth, wider than the front sector that the
+    anatomical front-fat check covers: only their texture puts them inside the fascia.
+    """
+    img, truth = make_phantom(False)
+    arr = sitk.GetArrayFromImage(img)
+    nz, ny, nx = arr.shape
+    x = -190.0 + np.arange(nx)[None, :] * SPACING[0]
+    y = -100.0 + np.arange(ny)[:, None] * SPACING[1]
+    rad = np.minimum(np.hypot(x + 90.0, y), np.hypot(x - 90.0, y))[None].repeat(nz, 0)
+    rf = np.isin(truth, [BY_NAME["R_RF"].id, BY_NAME["L_RF"].id])
+    vm = np.isin(truth, [BY_NAME["R_VM"].id, BY_NAME["L_VM"].id]) & (rad >= 52.0)
+    replaced = rf | vm
+    fibres = np.broadcast_to(((np.round(y) % 4) < 2), arr.shape)
+    arr[replaced] = 80.0 + np.random.default_rng(1).normal(0, 8.0, replaced.sum())
+    arr[replaced & fibres] = 300.0
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(img)
+    res = segment_thigh(out)
+    muscle = sitk.GetArrayFromImage(res.steps["muscle"]) > 0
+    # Before the fascia contour: 0.78 (RF) and 0.35 (VM) inside.
+    assert muscle[rf].mean() >= 0.85, muscle[rf].mean()
+    assert muscle[vm].mean() >= 0.7, muscle[vm].mean()
+    # The smooth subcutaneous fat (fascia at 63 mm, skin at 72 mm) stays outside.
+    subcut = (rad > FASCIA_R + 1.0) & (rad < SKIN_R)
+    assert muscle[subcut].mean() <= 0.1, muscle[subcut].mean()
+
+
+def _fascia_profiles(fat_mm=10.0, n_d=60):
+    """Polar profiles with a uniform fat layer: (first_muscle, musclelike, fatlike, line)."""
+    from myoimg.segment import compartments as comp
+
+    d = np.arange(n_d, dtype=float)  # 1 mm depth grid
+    first = np.full(comp.N_BINS, fat_mm)
+    musclelike = np.broadcast_to(d >= fat_mm, (comp.N_BINS, n_d)).astype(float)
+    fatlike = 1.0 - musclelike
+    return first, musclelike, fatlike, np.zeros_like(fatlike)
+
+
+def test_fascia_depth_follows_uniform_fat():
+    from myoimg.segment import compartments as comp
+
+    first, ml, fl, line = _fascia_profiles()
+    depth = comp._fascia_depth(first, ml, fl, line, 1.0)
+    np.testing.assert_array_equal(depth, 10.0)
+
+
+def test_fascia_depth_crosses_streaky_notch_not_smooth_thickening():
+    """Streaky (fat-replaced) notch: crossed; smooth fat thickening: followed.
+
+    Costs by hand (defaults): following a 20 mm deep notch costs two 20 mm bends,
+    2 * 20 * FASCIA_BEND = 80. Crossing a 40-bin notch of streaky tissue (fatlike 0)
+    costs nothing; crossing a 90-bin smooth-fat thickening costs FASCIA_CAP_MM per bin,
+    90 * 5 = 450.
+    """
+    from myoimg.segment import compartments as comp
+
+    assert 2 * 20 * comp.FASCIA_BEND < 90 * comp.FASCIA_CAP_MM * comp.FASCIA_PULL
+    first, ml, fl, line = _fascia_profiles()
+    notch = slice(80, 120)  # 80 degrees wide, centred on anterior
+    first[notch] = 30.0
+    ml[notch, :30] = 0.0
+    fl[notch, :] = 0.0  # streaky below 10 mm...
+    fl[notch, :10] = 1.0  # ...under the smooth subcutaneous fat
+    depth = comp._fascia_depth(first, ml, fl, line, 1.0)
+    np.testing.assert_array_equal(depth, 10.0)
+
+    first, ml, fl, line = _fascia_profiles()
+    thick = slice(45, 135)
+    first[thick] = 30.0
+    ml[thick, :30] = 0.0
+    fl[thick, :30] = 1.0
+    depth = comp._fascia_depth(first, ml, fl, line, 1.0)
+    assert np.all(depth[55:125] == 30.0), depth[45:135]
+    assert np.all(depth[:40] == 10.0) and np.all(depth[140:] == 10.0)
+
+
+def test_fascia_depth_ignores_superficial_vein_and_takes_fascia_line():
+    """A 4 mm muscle-like spot 5 mm under the skin (vein) over 2 bins stays outside:
+    2 bins * 4 mm * FASCIA_EXCL = 16 < two 5 mm bends, 2 * 5 * FASCIA_BEND = 20.
+    Within streaky tissue the contour sits on a fascia line."""
+    from myoimg.segment import compartments as comp
+
+    assert 2 * 4 * comp.FASCIA_EXCL < 2 * 5 * comp.FASCIA_BEND
+    first, ml, fl, line = _fascia_profiles()
+    first[20:22] = 5.0
+    ml[20:22, 5:9] = 1.0
+    fl[20:22, 5:9] = 0.0
+    depth = comp._fascia_depth(first, ml, fl, line, 1.0)
+    np.testing.assert_array_equal(depth, 10.0)
+
+    # Streaky tissue from 4 mm down everywhere, a fascia line at 7 mm: the contour
+    # leaves the 10 mm first muscle for the line (3 mm of streaky tissue costs nothing).
+    first, ml, fl, line = _fascia_profiles()
+    fl[:, 4:] = 0.0
+    line[:, 7] = 1.0
+    depth = comp._fascia_depth(first, ml, fl, line, 1.0)
+    np.testing.assert_array_equal(depth, 7.0)

@@ -90,8 +90,17 @@ RUN_MM = 5.0  # a muscle belly is >5 mm thick; superficial veins/skin are thinne
 FRONT_DEG = 35.0
 FLANK_DEG = 45.0
 ANTERIOR_FAT_TOL_MM = 6.0  # real fat thickness differences between front and flanks
-THICK_PCT = 40.0
-THICK_WIN_DEG = 90.0
+# Fascia contour (dynamic programming over angular bins x depth, costs in mm-equivalents).
+FASCIA_STEP_MM = 1.0  # depth grid
+SKIN_MM = 3.0  # the blurred skin edge: the fascia lies deeper
+FASCIA_PULL = 1.0  # cost per mm of smooth fat left inside the fascia...
+FASCIA_CAP_MM = RUN_MM  # ...up to a thin muscle's thickness: deeper is a fat-replaced muscle
+TEXTURE_MM = 3.0  # texture window: a few residual muscle fibres across
+TEXTURE_FAT = 0.04  # local SD / fat-muscle contrast of smooth fat (noise only)...
+TEXTURE_MUSCLE = 0.10  # ...and of streaky fat-replaced muscle (fibres in fat)
+FASCIA_BEND = 2.0  # cost per mm of depth change between neighbouring (2-degree) bins
+FASCIA_EXCL = 2.0  # cost per mm of muscle-like tissue left outside the fascia
+FASCIA_LINE = 1.5  # reward for sitting on a fascia line (dark ridge, 0-1)
 VM_POST_DEG = -120.0  # medial intermuscular septum direction from the femur (postero-medial)
 W_GRAD = 0.0
 # Fraction of the way from the femur centre to the muscle compartment's centroid where
@@ -115,6 +124,34 @@ def _circular_filter(v: np.ndarray, size: int, fn) -> np.ndarray:
     return fn(v, size=size, mode="wrap")
 
 
+def _ray_samples(
+    image: np.ndarray,
+    centre_xy: tuple[float, float],
+    x: np.ndarray,
+    y: np.ndarray,
+    lat_sign: float,
+    r_skin: np.ndarray,
+    depths: np.ndarray,
+    order: int = 0,
+) -> np.ndarray:
+    """Sample ``image`` (j, i) along each angular bin's ray at ``depths`` (mm) below the skin.
+
+    Returns an array (N_BINS, len(depths)); samples outside the slice are 0.
+    """
+    # 2-D affine of the slice: (x, y) = o + A @ (i, j); rays are sampled in pixels.
+    a = np.array([[x[0, 1] - x[0, 0], x[1, 0] - x[0, 0]], [y[0, 1] - y[0, 0], y[1, 0] - y[0, 0]]])
+    a_inv = np.linalg.inv(a)
+    o = np.array([x[0, 0], y[0, 0]])
+    theta = np.radians((np.arange(N_BINS) + 0.5) * 360.0 / N_BINS - 180.0)
+    d_xy = np.stack([lat_sign * np.sin(theta), -np.cos(theta)], axis=1)  # (bins, 2)
+    rr = r_skin[:, None] - depths[None, :]  # radius of each sample (bins, steps)
+    px_xy = np.asarray(centre_xy)[None, None, :] + rr[..., None] * d_xy[:, None, :]
+    ij = np.einsum("ab,nsb->nsa", a_inv, px_xy - o)
+    return ndi.map_coordinates(
+        image.astype(np.float32), [ij[..., 1], ij[..., 0]], order=order, cval=0.0
+    )
+
+
 def _first_muscle_depth(
     muscle_like: np.ndarray,
     centre_xy: tuple[float, float],
@@ -126,20 +163,10 @@ def _first_muscle_depth(
     step: float = 0.5,
 ) -> np.ndarray:
     """Depth (mm) below the skin of the first muscle run along each angular bin's ray."""
-    # 2-D affine of the slice: (x, y) = o + A @ (i, j); rays are sampled in pixels.
-    a = np.array([[x[0, 1] - x[0, 0], x[1, 0] - x[0, 0]], [y[0, 1] - y[0, 0], y[1, 0] - y[0, 0]]])
-    a_inv = np.linalg.inv(a)
-    o = np.array([x[0, 0], y[0, 0]])
-    theta = np.radians((np.arange(N_BINS) + 0.5) * 360.0 / N_BINS - 180.0)
-    d_xy = np.stack([lat_sign * np.sin(theta), -np.cos(theta)], axis=1)  # (bins, 2)
     max_depth = float(r_skin.max())
     depths = np.arange(0.0, max_depth + step, step)
-    rr = r_skin[:, None] - depths[None, :]  # radius of each sample (bins, steps)
-    px_xy = np.asarray(centre_xy)[None, None, :] + rr[..., None] * d_xy[:, None, :]
-    ij = np.einsum("ab,nsb->nsa", a_inv, px_xy - o)
-    samples = ndi.map_coordinates(
-        muscle_like.astype(np.float32), [ij[..., 1], ij[..., 0]], order=0, cval=0.0
-    )
+    samples = _ray_samples(muscle_like, centre_xy, x, y, lat_sign, r_skin, depths)
+    rr = r_skin[:, None] - depths[None, :]
     # Reaching the femur ends the search: count it as muscle there.
     samples[rr <= r_fem[:, None]] = 1.0
     n_run = max(1, int(round(RUN_MM / step)))
@@ -151,6 +178,73 @@ def _first_muscle_depth(
     run_mean[:, max(m, 0) :] = 1.0
     start = np.argmax(run_mean >= 0.8, axis=1)
     return depths[start]
+
+
+def _fascia_depth(
+    first_muscle: np.ndarray,
+    musclelike: np.ndarray,
+    fatlike: np.ndarray,
+    line: np.ndarray,
+    step: float,
+) -> np.ndarray:
+    """Closed smooth fascia depth (mm below the skin) per angular bin, by dynamic programming.
+
+    Parameters
+    ----------
+    first_muscle : ndarray (N_BINS,)
+        Depth (mm) of the first muscle run under the skin per bin.
+    musclelike : ndarray (N_BINS, n_depths)
+        Muscle-like signal (0-1) at depths ``step * arange(n_depths)`` mm below the skin.
+    fatlike : ndarray (N_BINS, n_depths)
+        How much each sample looks like subcutaneous fat (0-1) at the same depths.
+    line : ndarray (N_BINS, n_depths)
+        Fascia-line evidence (0-1) at the same depths.
+    step : float
+        Depth grid spacing (mm).
+
+    Returns
+    -------
+    ndarray (N_BINS,)
+        Depth (mm) of the fascia. Costs (mm-equivalents) per bin: smooth fat left inside
+        between the fascia and the first muscle (capped at FASCIA_CAP_MM), muscle-like
+        tissue left outside (FASCIA_EXCL per mm), minus FASCIA_LINE x the line evidence;
+        plus FASCIA_BEND per mm of depth change between neighbouring bins, circularly.
+        So the contour follows the first muscle, except that it crosses over a notch
+        whose content does not look like subcutaneous fat (a fat-replaced muscle) or
+        that is deep and narrow, and over thin muscle-like spots in the fat (veins).
+    """
+    n_b, n_d = fatlike.shape
+    d = np.arange(n_d) * step
+    above = first_muscle[:, None] - d[None, :]  # > 0: fascia above the first muscle
+    # Cost: the fat-like tissue (mm) the fascia would leave inside, between its depth and
+    # the first muscle, minus the fascia-line reward.
+    f = np.where(above > 0, fatlike, 0.0) * step
+    inside_fat = np.cumsum(f[:, ::-1], axis=1)[:, ::-1]
+    # Muscle-like tissue (mm) left outside, above the fascia: a superficial vein costs
+    # its few mm, a muscle belly much more.
+    m = np.where(d[None, :] >= SKIN_MM, musclelike, 0.0) * step
+    outside_muscle = np.cumsum(m, axis=1) - m
+    cost = (
+        FASCIA_PULL * np.minimum(inside_fat, FASCIA_CAP_MM)
+        + FASCIA_EXCL * outside_muscle
+        - FASCIA_LINE * line
+    )
+    cost[:, d < min(SKIN_MM, d[-1])] = np.inf  # the blurred skin edge
+    # Circular: run over three turns and keep the middle one (the ends' start-up effects
+    # die out within a turn).
+    c3 = np.concatenate([cost, cost, cost], axis=0)
+    trans = FASCIA_BEND * np.abs(d[:, None] - d[None, :])  # (from, to), per mm of bend
+    acc = c3[0].copy()
+    back = np.zeros(c3.shape, dtype=np.int32)
+    for b in range(1, c3.shape[0]):
+        tot = acc[:, None] + trans
+        back[b] = np.argmin(tot, axis=0)
+        acc = tot[back[b], np.arange(n_d)] + c3[b]
+    path = np.zeros(c3.shape[0], dtype=np.int32)
+    path[-1] = int(np.argmin(acc))
+    for b in range(c3.shape[0] - 1, 0, -1):
+        path[b - 1] = back[b, path[b]]
+    return d[path[n_b : 2 * n_b]]
 
 
 def segment_leg_slice(
@@ -213,8 +307,10 @@ def segment_leg_slice(
         fat_level = float(np.median(sm[ring]))
         mus_level = float(np.percentile(sm[deep], 25 if fat_bright else 75))
         t = fat_level + 0.4 * (mus_level - fat_level)
+        contrast = abs(mus_level - fat_level)
     else:
         t = float(filters.threshold_otsu(vals)) if vals.size > 10 else float(np.median(sm))
+        contrast = float(np.ptp(np.percentile(vals, [10, 90]))) if vals.size > 10 else 1.0
     muscle_like = (sm > t) if not fat_bright else (sm < t)
     muscle_like &= soft
 
@@ -239,13 +335,32 @@ def segment_leg_slice(
     # depth where a >= RUN_MM run of mostly muscle-like signal starts (a superficial vein
     # or the bright skin line is shorter than that).
     first_muscle = _first_muscle_depth(muscle_like, femur_xy, x, y, lat_sign, r_skin, r_fem)
-    # Subcutaneous fat thickness changes smoothly around the limb; a fat-replaced
-    # superficial muscle would look like a local thickening. A low running quantile over
-    # 90 degrees rejects those while following true thickness changes.
-    win = max(3, int(N_BINS * THICK_WIN_DEG / 360.0))
-    thick = ndi.percentile_filter(first_muscle, THICK_PCT, size=win, mode="wrap")
-    thick = np.minimum(first_muscle, thick + 3.0)
-    thick = ndi.uniform_filter1d(thick, size=max(3, N_BINS // 36), mode="wrap")
+    # Subcutaneous fat thickness changes smoothly around the limb, while a fat-replaced
+    # superficial muscle (fat-like on fat-suppressed images) makes the first muscle a
+    # muscle's thickness deeper over a muscle's width; such muscle is often streaky
+    # (residual fibres) where fat is smooth, and its epimysium and the deep fascia are
+    # thin dark lines on every contrast (fibrous tissue). A closed contour that bends
+    # little, leaves little smooth fat inside and little muscle-like tissue outside, and
+    # runs on those lines crosses over such notches (see _fascia_depth).
+    norm_l = sm / max(float(np.percentile(vals, 99)), 1e-6) if vals.size else sm
+    line_img = filters.sato(norm_l, sigmas=[s / px for s in (0.7, 1.4)], black_ridges=True)
+    line_img = line_img * soft
+    ref_l = float(np.percentile(line_img[soft], 99)) if soft.any() else 0.0
+    line_img = np.clip(line_img / max(ref_l, 1e-6), 0.0, 1.0)
+    # Smooth fat vs streaky fat-replaced muscle (residual fibres): local standard
+    # deviation over ~3 mm relative to the fat-muscle contrast.
+    w = max(3, int(round(TEXTURE_MM / px)) | 1)
+    m1 = ndi.uniform_filter(sm, w)
+    sd = np.sqrt(np.maximum(ndi.uniform_filter(sm * sm, w) - m1 * m1, 0.0))
+    texture = sd / max(contrast, 1e-6)
+    fat_img = np.clip((TEXTURE_MUSCLE - texture) / (TEXTURE_MUSCLE - TEXTURE_FAT), 0.0, 1.0)
+    d_grid = np.arange(0.0, float(r_skin.max()) + FASCIA_STEP_MM, FASCIA_STEP_MM)
+    line = _ray_samples(line_img, femur_xy, x, y, lat_sign, r_skin, d_grid, order=1)
+    fatlike = _ray_samples(fat_img, femur_xy, x, y, lat_sign, r_skin, d_grid, order=1)
+    musclelike = _ray_samples(muscle_like, femur_xy, x, y, lat_sign, r_skin, d_grid, order=1)
+    rr = r_skin[:, None] - d_grid[None, :]
+    musclelike[rr <= r_fem[:, None]] = 1.0
+    thick = _fascia_depth(first_muscle, musclelike, fatlike, line, FASCIA_STEP_MM)
     # Subcutaneous fat over the front of the thigh is about as thick as over its
     # antero-medial and antero-lateral flanks (thickness varies smoothly around the limb);
     # a much deeper first muscle in front is a fat-replaced rectus femoris (dark like fat
