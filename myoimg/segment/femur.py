@@ -24,6 +24,9 @@ FEMUR_DIAMETER_MM = (12.0, 60.0)
 MIN_DEPTH_MM = 15.0
 # Two femurs are at least ~8 cm apart (pelvic width); closer dark blobs are one leg.
 MIN_FEMUR_SEPARATION_MM = 80.0
+# Shape score (solidity x roundness) a second void must reach, relative to a candidate, to
+# make both ambiguous.
+RIVAL_SCORE = 0.75
 
 
 @dataclass
@@ -139,6 +142,8 @@ def find_femurs(
             unique.append(c)
     # One femur per leg: two comparable round voids in the same limb, closer than two
     # femurs can be, are something else (lower-leg bones, brain ventricles): none counts.
+    # "Comparable" is size and shape: a fat pad with its vessels filled in (the adductor
+    # canal) can be femur-sized but is less round than the cortical tube; it yields.
     lab_body = measure.label(body)
     comp = {id(c): lab_body[int(round(c.centre_ji[0])), int(round(c.centre_ji[1]))] for c in unique}
     rivals = set()
@@ -146,7 +151,11 @@ def find_femurs(
         for b in unique:
             if a is b or comp[id(a)] != comp[id(b)]:
                 continue
-            if _dist(a, b) < MIN_FEMUR_SEPARATION_MM and b.radius_mm > 0.7 * a.radius_mm:
+            if (
+                _dist(a, b) < MIN_FEMUR_SEPARATION_MM
+                and b.radius_mm > 0.7 * a.radius_mm
+                and b.score >= RIVAL_SCORE * a.score
+            ):
                 rivals.add(id(a))
     cands = [c for c in unique if id(c) not in rivals]
     chosen: list[FemurCandidate] = []
