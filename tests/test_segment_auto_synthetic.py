@@ -260,3 +260,27 @@ def test_fascia_depth_ignores_superficial_vein_and_takes_fascia_line():
     line[:, 7] = 1.0
     depth = comp._fascia_depth(first, ml, fl, line, 1.0)
     np.testing.assert_array_equal(depth, 7.0)
+
+
+def test_canal_vessels_only_at_the_vm_adductor_sartorius_junction():
+    """A bright blob where VM, adductors and sartorius meet is a vessel (taken out); an
+    equally bright blob inside VM away from that junction is oedema (kept)."""
+    from myoimg.segment import compartments as comp
+
+    g = {name: comp.GROUPS.index(name) + 1 for name in ("VM", "ADD", "SAR", "HAM")}
+    groups = np.zeros((100, 100), dtype=np.int32)
+    groups[10:50, 10:90] = g["VM"]  # anterior half
+    groups[50:90, 10:50] = g["ADD"]
+    groups[50:90, 50:90] = g["SAR"]
+    groups[90:98, 10:90] = g["HAM"]
+    sm = np.full(groups.shape, 100.0)
+    jj, ii = np.mgrid[0:100, 0:100]
+    vessel = np.hypot(jj - 50, ii - 50) <= 4  # 4-px radius at the junction (50, 50)
+    oedema = np.hypot(jj - 25, ii - 25) <= 4  # same size and brightness inside VM
+    sm[vessel | oedema] = 250.0
+    cut = comp._canal_vessels(sm, groups, (1.0, 1.0))
+    assert cut[vessel].all()
+    assert not cut[oedema].any()
+    # Not bright enough (1.3 x muscle < VESSEL_RATIO): nothing is taken out.
+    sm[vessel] = 130.0
+    assert not comp._canal_vessels(sm, groups, (1.0, 1.0)).any()

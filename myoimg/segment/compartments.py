@@ -103,6 +103,12 @@ FASCIA_EXCL = 2.0  # cost per mm of muscle-like tissue left outside the fascia
 FASCIA_LINE = 1.5  # reward for sitting on a fascia line (dark ridge, 0-1)
 VM_POST_DEG = -120.0  # medial intermuscular septum direction from the femur (postero-medial)
 W_GRAD = 0.0
+# Adductor canal search radius (mm) around the VM/adductor/sartorius junction, the
+# largest vessel-bundle area (mm^2: artery 6-8 mm and vein 8-12 mm wide), and how much
+# brighter than healthy muscle flowing blood is on fat-suppressed images (x).
+CANAL_RADIUS_MM = 12.0
+VESSEL_MAX_MM2 = 200.0
+VESSEL_RATIO = 1.5
 # Fraction of the way from the femur centre to the muscle compartment's centroid where
 # the seed angles are measured from (0 = femur centre). Checked on the generated studies
 # and the real development case: 0.25 helps the real case (femur far off-centre) and
@@ -245,6 +251,42 @@ def _fascia_depth(
     for b in range(c3.shape[0] - 1, 0, -1):
         path[b - 1] = back[b, path[b]]
     return d[path[n_b : 2 * n_b]]
+
+
+def _canal_vessels(
+    sm: np.ndarray, groups: np.ndarray, spacing_ij: tuple[float, float]
+) -> np.ndarray:
+    """Femoral vessels in the adductor canal: bright blobs where VM, adductors and
+    sartorius meet (fat-suppressed images; blood is bright like oedema, so only the
+    canal's own place is searched). Returns a bool mask (j, i) to take out of the labels.
+    """
+    si, sj = spacing_ij
+    out = np.zeros(groups.shape, dtype=bool)
+    ids = [GROUPS.index(g) + 1 for g in ("VM", "ADD", "SAR")]
+    healthy = np.isin(groups, [GROUPS.index(g) + 1 for g in ("ADD", "HAM")])
+    if not all((groups == i).any() for i in ids) or healthy.sum() < 50:
+        return out
+    # The canal: the point nearest to all three muscles (max of the three distances).
+    dist = [ndi.distance_transform_edt(groups != i, sampling=(sj, si)) for i in ids]
+    far = np.maximum.reduce(dist)
+    j0, i0 = np.unravel_index(np.argmin(far), far.shape)
+    if far[j0, i0] > CANAL_RADIUS_MM:
+        return out
+    # Bright: well above muscle of this slice: the adductors and hamstrings (rarely
+    # inflamed in myositis) or all labelled muscle, whichever is brighter (fat-replaced
+    # adductors and hamstrings, as in dystrophies, are darker than muscle).
+    level = max(float(np.median(sm[healthy])), float(np.median(sm[groups > 0])))
+    bright = (groups > 0) & (sm > VESSEL_RATIO * level)
+    lab, n = ndi.label(bright)
+    if n == 0:
+        return out
+    jj, ii = np.mgrid[0 : groups.shape[0], 0 : groups.shape[1]]
+    near = np.hypot((jj - j0) * sj, (ii - i0) * si) <= CANAL_RADIUS_MM
+    for lbl in np.unique(lab[near & bright]):
+        blob = lab == lbl
+        if blob.sum() * si * sj <= VESSEL_MAX_MM2:
+            out |= blob
+    return out
 
 
 def segment_leg_slice(
@@ -431,4 +473,6 @@ def segment_leg_slice(
     # The septa themselves are fat, not muscle: thin fat-like ridges leave the labels.
     # Broad dark areas (fat-replaced muscle) have little ridge response and stay.
     groups[~muscle_like & (ridge > SEPTUM_RIDGE)] = 0
+    if not fat_bright:
+        groups[_canal_vessels(sm, groups, (si, sj))] = 0
     return LegSlice(groups=groups.astype(np.int32), inside_fascia=inside, theta=theta, u=u)
