@@ -47,10 +47,17 @@ MAX_TRACK_GAP_MM = 15.0
 Z_SMOOTH_MAX_SPACING_MM = 6.0
 # A femur missed at the end of its track is assumed to continue this far (mm).
 EXTRAPOLATE_MM = 10.0
-# The seed model follows the level along the femur (VM grows distally, the sartorius
-# turns medial) only when the femur is seen over at least this length (mm, about a third
-# of an adult femoral shaft); a shorter stack is treated as mid-thigh.
-LEVEL_MIN_EXTENT_MM = 100.0
+# Level along the femoral shaft (0 distal end, 1 proximal end; the seed model follows it:
+# VM grows distally, the sartorius turns medial, RF ends above the knee). Where the femur
+# track stops inside the stack with at least this much stack (mm) beyond it, that end is
+# the shaft's anatomical end (hip: neck and trochanters are not a round shaft; knee: the
+# condyles); a femur missed on a slice or two at the stack's edge is not.
+END_MARGIN_MM = 20.0
+# Length (mm) of the round adult femoral shaft between those ends (femur ~45 cm long,
+# of which roughly two thirds is shaft): sets the level of slices measured from one end,
+# and of a stack that shows neither end (assumed centred at mid-thigh, as thigh
+# protocols are).
+SHAFT_MM = 300.0
 
 
 @dataclass
@@ -380,21 +387,31 @@ def segment_thigh(
         sides = (_side_of_single_leg((float(np.mean(leg_x)), 0.0), (fem_x, 0.0), messages),)
 
     coefs = [tracks[n] for n in order]
-    # Relative level of each slice along each femur track (0 = most distal slice with a
-    # femur, 1 = most proximal); LPS z grows toward the head.
+    # Level of each slice along each femoral shaft (see END_MARGIN_MM, SHAFT_MM); LPS z
+    # grows toward the head.
     zs = np.array(
         [image.TransformContinuousIndexToPhysicalPoint((0.0, 0.0, float(k)))[2] for k in range(nz)]
     )
-    levels = []
+    levels, how = [], set()
     for p in picks:
         zk = zs[[k for k in range(nz) if p[k] is not None]]
-        ext = float(zk.max() - zk.min()) if zk.size else 0.0
-        levels.append((zs - zk.min()) / ext if ext >= LEVEL_MIN_EXTENT_MM else None)
-    if any(lv is None for lv in levels):
-        messages.append(
-            "femur seen over less than "
-            f"{LEVEL_MIN_EXTENT_MM:.0f} mm: mid-thigh muscle model used on every slice"
-        )
+        z_lo, z_hi = float(zk.min()), float(zk.max())
+        prox = zs.max() - z_hi >= END_MARGIN_MM
+        dist = z_lo - zs.min() >= END_MARGIN_MM
+        if prox and dist:
+            lv = (zs - z_lo) / max(z_hi - z_lo, 1.0)
+            how.add("both ends of the femoral shaft are in the stack")
+        elif prox:
+            lv = 1.0 - (z_hi - zs) / SHAFT_MM
+            how.add("measured from the proximal end of the femoral shaft")
+        elif dist:
+            lv = (zs - z_lo) / SHAFT_MM
+            how.add("measured from the distal end of the femoral shaft")
+        else:
+            lv = 0.5 + (zs - 0.5 * (z_lo + z_hi)) / SHAFT_MM
+            how.add("neither end of the femoral shaft is in the stack: assumed centred at mid-thigh")
+        levels.append(np.clip(lv, 0.0, 1.0))
+    messages.append("level along the thigh for the muscle model: " + "; ".join(sorted(how)))
     for k in range(nz):
         report("compartments", 0.35 + 0.6 * k / max(nz, 1))
         fems = [(side, p[k]) for side, p in zip(sides, picks, strict=True) if p[k] is not None]
@@ -438,11 +455,7 @@ def segment_thigh(
                 side,
                 spacing_ij,
                 fat_bright,
-                level=(
-                    None
-                    if levels[sides.index(side)] is None
-                    else float(levels[sides.index(side)][k])
-                ),
+                level=float(levels[sides.index(side)][k]),
             )
             thigh[k][leg] = 1 if side == "R" else 2
             femur_mask[k][fmask] = 1

@@ -43,27 +43,66 @@ MARKER_MODEL: tuple[tuple[str, tuple[float, float], tuple[float, float]], ...] =
 )
 GROUPS = tuple(g for g, _, _ in MARKER_MODEL)
 
-# Level-dependent seeds, (distal, proximal) ends of the femoral shaft; linear in between.
+# Level-dependent seeds at anatomical levels along the femoral shaft (0 = distal end of
+# the shaft above the knee, 1 = proximal end below the trochanters; piecewise linear in
+# between; see ``segment_thigh`` for how the level of a slice is found).
 # VM is largest distally (its oblique part fills the antero-medial and medial thigh above
-# the knee) and shrinks to a thin deep strip proximally; its seed stays deep (u <= 0.45-0.75)
-# so that it does not sit in the superficial sartorius. The sartorius spirals from the
-# anterior superior iliac spine (antero-lateral, proximal) to the medial side of the knee
-# (distal), so its seed turns from antero-medial to medial along the thigh; the gracilis
-# stays behind it. The adductors reach anteromedially in the proximal thigh (adductor
-# longus forms the floor of the femoral triangle, medial of VM and sartorius) and shrink
-# to the postero-medial adductor magnus toward the knee.
-LEVEL_MODEL: dict[str, tuple[tuple[tuple[float, float], tuple[float, float]], ...]] = {
-    "VM": (((-90.0, -40.0), (0.25, 0.75)), ((-55.0, -35.0), (0.2, 0.45))),
-    "SAR": (((-110.0, -80.0), (0.85, 1.0)), ((-70.0, -40.0), (0.85, 1.0))),
-    "GRA": (((-135.0, -115.0), (0.88, 1.0)), ((-125.0, -100.0), (0.88, 1.0))),
-    "ADD": (((-150.0, -115.0), (0.3, 0.8)), ((-125.0, -85.0), (0.3, 0.8))),
+# the knee) and shrinks to a thin deep strip proximally; its seed stays deep so that it
+# does not sit in the superficial sartorius. The sartorius spirals from the anterior
+# superior iliac spine (antero-medial over the upper thigh, just medial of the rectus
+# femoris) to the medial side of the knee (postero-medial above it), so its seed turns
+# along the thigh; the gracilis stays behind it. The adductors reach antero-medially in
+# the upper thigh (adductor longus forms the floor of the femoral triangle) and shrink to
+# the postero-medial adductor magnus toward the knee. The mid-thigh keypoints (0.25,
+# 0.75) were set on the reference study's mid-thigh stack; the ends follow the anatomy
+# above.
+LEVEL_MODEL: dict[str, tuple[tuple[float, tuple[float, float], tuple[float, float]], ...]] = {
+    "VM": (
+        (0.0, (-100.0, -40.0), (0.25, 0.8)),
+        (0.25, (-90.0, -40.0), (0.25, 0.75)),
+        (0.75, (-55.0, -35.0), (0.2, 0.45)),
+        (1.0, (-50.0, -35.0), (0.15, 0.35)),
+    ),
+    "SAR": (
+        (0.0, (-135.0, -105.0), (0.85, 1.0)),
+        (0.25, (-110.0, -80.0), (0.85, 1.0)),
+        (0.75, (-70.0, -40.0), (0.85, 1.0)),
+        (1.0, (-40.0, -18.0), (0.85, 1.0)),
+    ),
+    "GRA": (
+        (0.0, (-155.0, -130.0), (0.88, 1.0)),
+        (0.25, (-135.0, -115.0), (0.88, 1.0)),
+        (0.75, (-125.0, -100.0), (0.88, 1.0)),
+        (1.0, (-120.0, -95.0), (0.88, 1.0)),
+    ),
+    "ADD": (
+        (0.0, (-165.0, -130.0), (0.3, 0.8)),
+        (0.25, (-150.0, -115.0), (0.3, 0.8)),
+        (0.75, (-125.0, -85.0), (0.3, 0.8)),
+        (1.0, (-110.0, -70.0), (0.3, 0.8)),
+    ),
 }
+# The rectus femoris belly ends in the quadriceps tendon in the distal fifth of the thigh:
+# no RF seed below this level (the tendon is not muscle).
+RF_MIN_LEVEL = 0.15
+
+
+def _interp(keys, f: float):
+    """Piecewise-linear (theta range, u range) at level f from (level, t, u) keypoints."""
+    lv = [k[0] for k in keys]
+    out = []
+    for part in (1, 2):
+        lo = [np.interp(f, lv, [k[part][0] for k in keys])]
+        hi = [np.interp(f, lv, [k[part][1] for k in keys])]
+        out.append((float(lo[0]), float(hi[0])))
+    return out[0], out[1]
 
 
 def marker_model(level: float | None = None):
     """Seed model at a relative level along the femoral shaft (0 distal, 1 proximal).
 
-    ``None`` returns the mid-thigh :data:`MARKER_MODEL`.
+    ``None`` returns the mid-thigh :data:`MARKER_MODEL`. Groups without a seed at that
+    level (the rectus femoris near the knee) get an empty theta range.
     """
     if level is None:
         return MARKER_MODEL
@@ -71,9 +110,9 @@ def marker_model(level: float | None = None):
     out = []
     for g, t, u in MARKER_MODEL:
         if g in LEVEL_MODEL:
-            (td, ud), (tp, up) = LEVEL_MODEL[g]
-            t = tuple((1 - f) * a + f * b for a, b in zip(td, tp, strict=True))
-            u = tuple((1 - f) * a + f * b for a, b in zip(ud, up, strict=True))
+            t, u = _interp(LEVEL_MODEL[g], f)
+        if g == "RF" and f < RF_MIN_LEVEL:
+            t = (0.0, -1.0)  # empty: no seed
         out.append((g, t, u))
     return tuple(out)
 
