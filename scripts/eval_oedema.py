@@ -15,7 +15,7 @@ with its default N4 (mask = labelled voxels), just shared between the rules comp
 
 Usage::
 
-    python scripts/eval_oedema.py /work/phantom_dev/seed1 /work/tmp_oedema/seed0 \
+    python scripts/eval_oedema.py STUDY [STUDY ...] \
         --method reference/mean+2sd/excluded --method per-muscle/mean+3sd/nearest
 
 Targets (issue #5): |error| <= 0.05 for every head at baseline, <= 0.03 at follow-up.
