@@ -3,7 +3,9 @@
 
 Usage::
 
-    python scripts/eval_registration.py [STUDY_DIR ...]   # default: /work/phantom_dev/*
+    python scripts/eval_registration.py [STUDY_DIR ...]
+    # default: generate development studies (seeds 1-3 standard, seed 4 of each other
+    # variant) into a temporary folder
 
 Each STUDY_DIR holds ``baseline/``, ``followup/`` (DICOM) and ``truth/`` (``truth.json``,
 ``<visit>/labels_mr.nii.gz``, ``<visit>/labels_pet.nii.gz``), as written by
@@ -121,10 +123,28 @@ def evaluate_visit(study: Path, visit: str, truth: dict) -> dict:
     )  # fmt: skip
 
 
+DEFAULT_STUDIES = (
+    [(s, "standard") for s in (1, 2, 3)]
+    + [(4, v) for v in ("philips_cnts", "midnight", "oblique", "thin")]
+)
+
+
 def main(argv: list[str]) -> int:
-    studies = [Path(a) for a in argv] or sorted(
-        p for p in Path("/work/phantom_dev").iterdir() if (p / "truth" / "truth.json").exists()
-    )
+    if argv:
+        return _run([Path(a) for a in argv])
+    import tempfile
+
+    from myoimg.phantom import generate_study
+
+    with tempfile.TemporaryDirectory() as tmp:
+        studies = [
+            Path(generate_study(Path(tmp) / f"{v}_seed{s}", seed=s, variant=v))
+            for s, v in DEFAULT_STUDIES
+        ]
+        return _run(studies)
+
+
+def _run(studies: list[Path]) -> int:
     worst_err = worst_fov = 0.0
     for study in studies:
         truth = json.loads((study / "truth" / "truth.json").read_text())
