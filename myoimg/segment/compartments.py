@@ -423,9 +423,12 @@ def segment_leg_slice(
     # thin dark lines on every contrast (fibrous tissue). A closed contour that bends
     # little, leaves little smooth fat inside and little muscle-like tissue outside, and
     # runs on those lines crosses over such notches (see _fascia_depth).
-    norm_l = sm / max(float(np.percentile(vals, 99)), 1e-6) if vals.size else sm
-    line_img = filters.sato(norm_l, sigmas=[s / px for s in (0.7, 1.4)], black_ridges=True)
-    line_img = line_img * soft
+    # Thin dark lines (Hessian scales 0.7 and 1.4 mm): the fascia here and, on
+    # fat-suppressed images, the intermuscular septa of the watershed below.
+    norm = sm / max(float(np.percentile(vals, 99)), 1e-6) if vals.size else sm
+    sig = [s / px for s in (0.7, 1.4)]
+    dark_lines = filters.sato(norm, sigmas=sig, black_ridges=True, mode="reflect")
+    line_img = dark_lines * soft
     ref_l = float(np.percentile(line_img[soft], 99)) if soft.any() else 0.0
     line_img = np.clip(line_img / max(ref_l, 1e-6), 0.0, 1.0)
     # Smooth fat vs streaky fat-replaced muscle (residual fibres): local standard
@@ -481,9 +484,11 @@ def segment_leg_slice(
 
     # Elevation: thin fat septa between muscles (dark ridges on fat-suppressed images,
     # bright on T1-like ones), 1-3 mm wide (Hessian scales 0.7 and 1.4 mm).
-    norm = sm / max(float(np.percentile(vals, 99)), 1e-6) if vals.size else sm
-    sig = [s / px for s in (0.7, 1.4)]
-    ridge = filters.sato(norm, sigmas=sig, black_ridges=not fat_bright, mode="reflect")
+    ridge = (
+        filters.sato(norm, sigmas=sig, black_ridges=False, mode="reflect")
+        if fat_bright
+        else dark_lines
+    )
     ridge[~inside] = 0
     ridge = ridge / max(float(np.percentile(ridge[inside], 99)), 1e-6) if inside.any() else ridge
     # Fat itself is a border too (broad intermuscular fat pads).
