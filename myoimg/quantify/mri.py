@@ -31,6 +31,8 @@ from .stats import (
     check_same_grid,
     erode_inplane_mask,
     healthy_mode_sd,
+    label_array,
+    muscle_label_ids,
     present_label_ids,
     robust_mean_sd,
 )
@@ -172,13 +174,6 @@ class MriQuantification:
         return {"mean": 1.0, "sd": r.sd / r.mean, "method": r.method, "raw_value": r.mean}
 
 
-def _label_array(labels: sitk.Image | np.ndarray) -> np.ndarray:
-    arr = as_array(labels)
-    if not np.issubdtype(arr.dtype, np.integer):
-        arr = np.rint(arr).astype(np.int32)
-    return arr
-
-
 def reference_signal(
     image: sitk.Image | np.ndarray,
     labels: sitk.Image | np.ndarray,
@@ -208,7 +203,7 @@ def reference_signal(
     ReferenceSignal
     """
     img = as_array(image).astype(np.float64, copy=False)
-    lab = _label_array(labels)
+    lab = label_array(labels)
     if img.shape != lab.shape:
         raise SegmentationError(f"label map shape {lab.shape} differs from image {img.shape}")
     use = lab > 0
@@ -352,17 +347,10 @@ def oedema_metrics(
     check_same_grid(image, labels, "label map")
     if thigh_mask is not None:
         check_same_grid(image, thigh_mask, "thigh mask")
-    lab = _label_array(labels)
+    lab = label_array(labels)
     if lab.ndim != 3:
         raise SegmentationError(f"expected a 3-D label map, got {lab.ndim}-D")
-    warnings: list[str] = []
-    ids = present_label_ids(lab)
-    unknown = [i for i in ids if i not in BY_ID]
-    if unknown:
-        warnings.append(f"label ids {unknown} are not in the myoimg label table: ignored")
-        ids = [i for i in ids if i in BY_ID]
-    if not ids:
-        raise SegmentationError("the label map contains no muscle labels")
+    ids, warnings = muscle_label_ids(lab, "label map")
 
     if bias_correct:
         n4_mask = thigh_mask if thigh_mask is not None else sitk.Cast(labels > 0, sitk.sitkUInt8)

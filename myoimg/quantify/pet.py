@@ -40,7 +40,14 @@ from scipy import ndimage, signal
 
 from ..errors import MyoimgError, SegmentationError
 from ..labels import BY_ID, QUADRICEPS, REFERENCE_GROUPS
-from .stats import as_array, check_same_grid, healthy_mode_sd, present_label_ids
+from .stats import (
+    as_array,
+    check_same_grid,
+    healthy_mode_sd,
+    label_array,
+    muscle_label_ids,
+    present_label_ids,
+)
 
 __all__ = [
     "PetQuantification",
@@ -264,18 +271,9 @@ def uptake_metrics(
         suv_sd with ddof=0; volumes in mL; TLA in SUV x mL; TBR dimensionless.
     """
     check_same_grid(suv, labels, "PET label map")
-    lab = as_array(labels)
-    if not np.issubdtype(lab.dtype, np.integer):
-        lab = np.rint(lab).astype(np.int32)
+    lab = label_array(labels)
     arr = as_array(suv).astype(np.float64)
-    warnings: list[str] = []
-    ids = present_label_ids(lab)
-    unknown = [i for i in ids if i not in BY_ID]
-    if unknown:
-        warnings.append(f"label ids {unknown} are not in the myoimg label table: ignored")
-        ids = [i for i in ids if i in BY_ID]
-    if not ids:
-        raise SegmentationError("the PET label map contains no muscle labels")
+    ids, warnings = muscle_label_ids(lab, "PET label map")
     lab = np.where(np.isin(lab, ids), lab, 0)
 
     ref_full = pet_reference(arr, lab, reference_labels)

@@ -11,6 +11,7 @@ import SimpleITK as sitk
 from scipy import ndimage, signal
 
 from ..errors import GeometryError, SegmentationError
+from ..labels import BY_ID
 
 __all__ = [
     "MAD_TO_SD",
@@ -21,6 +22,8 @@ __all__ = [
     "healthy_mode_sd",
     "bounded_healthy_level",
     "present_label_ids",
+    "label_array",
+    "muscle_label_ids",
     "erode_inplane_mask",
 ]
 
@@ -54,6 +57,31 @@ def present_label_ids(labels: np.ndarray) -> list[int]:
     """Sorted non-zero label ids present in an integer label array."""
     ids = np.unique(labels)
     return [int(i) for i in ids if i != 0]
+
+
+def label_array(labels: sitk.Image | np.ndarray) -> np.ndarray:
+    """Integer (k, j, i) label array (non-integer maps, e.g. resampled, rounded)."""
+    arr = as_array(labels)
+    if not np.issubdtype(arr.dtype, np.integer):
+        arr = np.rint(arr).astype(np.int32)
+    return arr
+
+
+def muscle_label_ids(labels: np.ndarray, what: str) -> tuple[list[int], list[str]]:
+    """Label ids of the myoimg table present in ``labels``, and warnings for unknown ids.
+
+    Raises :class:`SegmentationError` naming ``what`` (e.g. "PET label map") when no
+    known muscle label is present.
+    """
+    warnings: list[str] = []
+    ids = present_label_ids(labels)
+    unknown = [i for i in ids if i not in BY_ID]
+    if unknown:
+        warnings.append(f"label ids {unknown} are not in the myoimg label table: ignored")
+        ids = [i for i in ids if i in BY_ID]
+    if not ids:
+        raise SegmentationError(f"the {what} contains no muscle labels")
+    return ids, warnings
 
 
 def robust_mean_sd(values: np.ndarray) -> tuple[float, float]:
