@@ -44,6 +44,10 @@ log = logging.getLogger("myoimg")
 
 
 
+#: Visit names in results.json, metrics.csv and the output folder.
+VISITS = ("baseline", "followup")
+
+
 @dataclass
 class PipelineOptions:
     """Every parameter of a run; written to results.json so each number is traceable."""
@@ -80,9 +84,9 @@ class PipelineOptions:
             visit, _, role = key.rpartition(":") if compare else ("", "", key)
             if not sep or not role or not sel:
                 raise MyoimgError(f"--series expects {'VISIT:' if compare else ''}ROLE=UID|N, got {v!r}")
-            visits = [visit] if visit else (["baseline", "followup"] if compare else [single])
+            visits = [visit] if visit else (list(VISITS) if compare else [single])
             for vis in visits:
-                if vis not in ("baseline", "followup"):
+                if vis not in VISITS:
                     raise MyoimgError(f"--series: unknown visit {vis!r} (baseline or followup)")
                 series.setdefault(vis, {})[role.strip().lower()] = sel.strip()
         labels: dict[str, str] = {}
@@ -529,7 +533,7 @@ def _finish(staging: Path, visits: dict[str, dict[str, Any]], options: PipelineO
         "visits": visits,
     }
     if changes is not None:
-        dates = [visits[v].get("date") for v in ("baseline", "followup")]
+        dates = [visits[v].get("date") for v in VISITS]
         results["days_between"] = (
             (_dt.date.fromisoformat(dates[1]) - _dt.date.fromisoformat(dates[0])).days
             if all(dates) else None)
@@ -562,8 +566,6 @@ def _metrics_csv(visits: dict[str, dict[str, Any]]) -> str:
                                  unit])
     return buf.getvalue()
 
-
-VISITS = ("baseline", "followup")
 
 
 def run_analyze(study: str | Path, out: str | Path, options: PipelineOptions,
