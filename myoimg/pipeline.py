@@ -42,8 +42,6 @@ __all__ = ["PipelineOptions", "analyze_visit", "run_analyze", "run_compare", "se
 
 log = logging.getLogger("myoimg")
 
-
-
 #: Visit names in results.json, metrics.csv and the output folder.
 VISITS = ("baseline", "followup")
 
