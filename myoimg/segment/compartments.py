@@ -484,11 +484,18 @@ def segment_leg_slice(
 
     # Elevation: thin fat septa between muscles (dark ridges on fat-suppressed images,
     # bright on T1-like ones), 1-3 mm wide (Hessian scales 0.7 and 1.4 mm).
-    ridge = (
-        filters.sato(norm, sigmas=sig, black_ridges=False, mode="reflect")
-        if fat_bright
-        else dark_lines
-    )
+    if fat_bright:
+        # The femur is no septum, but the step from its void cortex up to muscle makes a
+        # bright-ridge filter answer on the muscle side (a dark-ridge filter answers on
+        # the bone side, which is masked): a ring a few mm wide that walls the vastus
+        # intermedius in. Fill the bone and its partial-volume rim with the muscle level.
+        bone = ndi.binary_dilation(femur, iterations=max(1, int(round(1.0 / px))))
+        filled = norm.copy()
+        if (soft & muscle_like).any():
+            filled[bone] = float(np.median(norm[soft & muscle_like]))
+        ridge = filters.sato(filled, sigmas=sig, black_ridges=False, mode="reflect")
+    else:
+        ridge = dark_lines
     ridge[~inside] = 0
     ridge = ridge / max(float(np.percentile(ridge[inside], 99)), 1e-6) if inside.any() else ridge
     # Fat itself is a border too (broad intermuscular fat pads).

@@ -27,6 +27,11 @@ MIN_FEMUR_SEPARATION_MM = 80.0
 # Shape score (solidity x roundness) a second void must reach, relative to a candidate, to
 # make both ambiguous.
 RIVAL_SCORE = 0.75
+# The cortex edge: the chosen void blob grows by up to CORTEX_EDGE_MM into pixels darker
+# than CORTEX_EDGE_LEVEL x the deep-thigh (muscle) median, i.e. the half-way level between
+# void and muscle that defines an edge blurred by partial volume.
+CORTEX_EDGE_MM = 3.0
+CORTEX_EDGE_LEVEL = 0.5
 
 
 @dataclass
@@ -164,4 +169,14 @@ def find_femurs(
             chosen.append(c)
         if len(chosen) == 2:
             break
+    # The best-shaped blob is often the darkest core of the cortex (the lowest void
+    # level); its partial-volume rim is bone too. Left outside, it is a dark ring of
+    # "muscle" round the shaft that walls the vastus intermedius in (thick T1 slices).
+    r_edge = max(1, int(round(CORTEX_EDGE_MM / px)))
+    for c in chosen:
+        rim = ndi.binary_dilation(c.mask, morphology.disk(r_edge)) & body
+        rim &= sm < CORTEX_EDGE_LEVEL * ref
+        lab_g, _ = ndi.label(c.mask | rim)
+        c.mask = lab_g == lab_g[c.mask].max()
+        c.radius_mm = float(np.sqrt(c.mask.sum() * si * sj / np.pi))
     return chosen
