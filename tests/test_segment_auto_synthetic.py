@@ -299,3 +299,35 @@ def test_vastus_intermedius_reaches_its_septa(fat_bright):
     for side in "RL":
         lid = BY_NAME[f"{side}_VI"].id
         assert dice(lab == lid, truth == lid) >= 0.95, side
+
+
+def test_fat_replaced_front_of_thigh_stays_inside_fascia():
+    """RF, VM and the front of VL all fat-replaced (as in a dystrophy): the flanks of the
+    rectus are as deep as its front, so only the lateral fat thickness (VL's bulk, 9 mm
+    here) bounds the front fascia: at most LATERAL_FAT_TOL_MM deeper. RF deeper than
+    that must be inside the fascia (before this rule: 0.4 % of RF was).
+    """
+    from myoimg.segment.compartments import LATERAL_FAT_TOL_MM
+
+    img, truth = make_phantom(False)
+    arr = sitk.GetArrayFromImage(img)
+    jj, ii = np.mgrid[0 : arr.shape[1], 0 : arr.shape[2]].astype(float)
+    x, y = -190.0 + ii * SPACING[0], -100.0 + jj * SPACING[1]
+    fat = np.zeros(truth.shape[1:], bool)
+    deep_front_rf = np.zeros(truth.shape[1:], bool)
+    for side, cx in (("R", -90.0), ("L", 90.0)):
+        lat = -(x - cx) if side == "R" else x - cx
+        th = np.degrees(np.arctan2(lat, -y))
+        r = np.hypot(x - cx, y)
+        t = truth[0]
+        rf = t == BY_NAME[f"{side}_RF"].id
+        fat |= rf | (t == BY_NAME[f"{side}_VM"].id)
+        fat |= (t == BY_NAME[f"{side}_VL"].id) & (th < 70.0)
+        depth_mm = SKIN_R - r
+        deep_front_rf |= rf & (np.abs(th) < 25.0) & (depth_mm > 9.0 + LATERAL_FAT_TOL_MM + 2.0)
+    arr[:, fat] = 80.0  # the phantom's fat level
+    img2 = sitk.GetImageFromArray(arr)
+    img2.CopyInformation(img)
+    muscle = sitk.GetArrayFromImage(segment_thigh(img2).steps["muscle"]) > 0
+    inside = muscle[:, deep_front_rf].mean()
+    assert inside >= 0.95, inside

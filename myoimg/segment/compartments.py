@@ -129,6 +129,7 @@ RUN_MM = 5.0  # a muscle belly is >5 mm thick; superficial veins/skin are thinne
 FRONT_DEG = 35.0
 FLANK_DEG = 45.0
 ANTERIOR_FAT_TOL_MM = 6.0  # real fat thickness differences between front and flanks
+LATERAL_FAT_TOL_MM = 10.0  # ...and between front and the lateral side (60-120 deg)
 # Fascia contour (dynamic programming over angular bins x depth, costs in mm-equivalents).
 FASCIA_STEP_MM = 1.0  # depth grid
 SKIN_MM = 3.0  # the blurred skin edge: the fascia lies deeper
@@ -446,17 +447,21 @@ def segment_leg_slice(
     musclelike[rr <= r_fem[:, None]] = 1.0
     thick = _fascia_depth(first_muscle, musclelike, fatlike, line, FASCIA_STEP_MM)
     # Subcutaneous fat over the front of the thigh is about as thick as over its
-    # antero-medial and antero-lateral flanks (thickness varies smoothly around the limb);
-    # a much deeper first muscle in front is a fat-replaced rectus femoris (dark like fat
-    # on fat-suppressed images), which is still inside the fascia. So the front fascia
-    # lies at most ANTERIOR_FAT_TOL_MM deeper than over the thinner flank (the other flank
-    # may itself cover fat-replaced VM or sartorius).
+    # antero-medial and antero-lateral flanks and its lateral side (thickness varies
+    # smoothly around the limb); a much deeper first muscle in front is a fat-replaced
+    # rectus femoris (dark like fat on fat-suppressed images), which is still inside the
+    # fascia. So the front fascia lies at most ANTERIOR_FAT_TOL_MM deeper than over the
+    # thinner flank, and at most LATERAL_FAT_TOL_MM deeper than over the lateral side
+    # (further round the limb, so a wider margin). The flanks may both cover fat-replaced
+    # muscle (VL's front, VM, sartorius); the lateral side is VL's bulk.
     ang = (np.arange(N_BINS) + 0.5) * 360.0 / N_BINS - 180.0
-    flank = min(
-        thick[np.argmin(np.abs(ang + FLANK_DEG))], thick[np.argmin(np.abs(ang - FLANK_DEG))]
+    cap = min(
+        thick[np.argmin(np.abs(ang + FLANK_DEG))] + ANTERIOR_FAT_TOL_MM,
+        thick[np.argmin(np.abs(ang - FLANK_DEG))] + ANTERIOR_FAT_TOL_MM,
+        float(np.median(thick[(ang > 60.0) & (ang < 120.0)])) + LATERAL_FAT_TOL_MM,
     )
     front = np.abs(ang) < FRONT_DEG
-    thick[front] = np.minimum(thick[front], flank + ANTERIOR_FAT_TOL_MM)
+    thick[front] = np.minimum(thick[front], cap)
     r_fascia = np.maximum(r_skin - thick, r_fem + 2.0)
 
     inside = soft & (r <= r_fascia[bins])
