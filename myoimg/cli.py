@@ -91,7 +91,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from myoimg.report import render_report
 
     paths = render_report(args.results, per_muscle=args.per_muscle, anonymize=args.anonymize,
-                          paper=args.paper)
+                          paper=args.paper, pseudonym_key_file=args.pseudonym_key_file)
     for p in paths:
         print(f"written {p}")
     return 0
@@ -144,8 +144,19 @@ def _add_analysis_options(p: argparse.ArgumentParser, compare: bool) -> None:
     p.add_argument("--suv-type", choices=("bw", "lbm", "bsa"), default="bw")
     p.add_argument("--no-report", action="store_true", help="skip the PDF report")
     p.add_argument("--per-muscle", action="store_true", help="also one PDF per muscle")
-    p.add_argument("--anonymize", action="store_true", help="pseudonymise patient identifiers in outputs")
+    _anonymize_options(p)
     p.add_argument("--paper", choices=("a4", "letter"), default="a4")
+
+
+def _anonymize_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--anonymize", action="store_true", help="replace the patient id by a keyed "
+                   "pseudonym (anon- + 12 hex digits of HMAC-SHA256) in outputs")
+    p.add_argument("--pseudonym-key-file", type=Path, metavar="PATH", default=None,
+                   help="secret key of the pseudonym (with --anonymize): the same key gives the "
+                   "same pseudonym in every run, to link visits and runs of a study. Default: "
+                   "the environment variable MYOIMG_PSEUDONYM_KEY, else a random key of this "
+                   "run only (pseudonyms then not comparable across runs). The key is never "
+                   "written to the outputs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", parents=[common], help="render the PDF from an existing output folder")
     p.add_argument("results", type=Path, help="output folder of analyze/compare")
     p.add_argument("--per-muscle", action="store_true")
-    p.add_argument("--anonymize", action="store_true")
+    _anonymize_options(p)
     p.add_argument("--paper", choices=("a4", "letter"), default="a4")
     p.set_defaults(func=cmd_report)
 

@@ -67,9 +67,22 @@ class PipelineOptions:
     report: bool = True
     per_muscle: bool = False
     anonymize: bool = False
+    #: Secret key file of the keyed pseudonym (with ``anonymize``); without it the
+    #: MYOIMG_PSEUDONYM_KEY environment variable, else a random key of this run. Only
+    #: the path and the method are recorded, never the key.
+    pseudonym_key_file: str | None = None
     paper: str = "a4"
     overwrite: bool = False
     quiet: bool = False
+
+    def __post_init__(self) -> None:
+        # Check the pseudonym key now rather than after minutes of processing.
+        if self.pseudonym_key_file is not None:
+            if not self.anonymize:
+                raise MyoimgError("--pseudonym-key-file is only used with --anonymize")
+            from myoimg.report.data import pseudonym_key
+
+            pseudonym_key(self.pseudonym_key_file, warn=False)
 
     @classmethod
     def from_args(cls, args: Any) -> PipelineOptions:
@@ -118,6 +131,8 @@ class PipelineOptions:
             report=not args.no_report,
             per_muscle=args.per_muscle,
             anonymize=args.anonymize,
+            pseudonym_key_file=(str(args.pseudonym_key_file)
+                                if getattr(args, "pseudonym_key_file", None) else None),
             paper=args.paper,
             overwrite=args.overwrite,
             quiet=args.quiet,
@@ -323,7 +338,14 @@ def analyze_visit(
             try:
                 from myoimg.segment.export import write_seg
 
-                write_seg(labels_mr, t2.headers, out_visit / "seg_mr.dcm")
+                seg_patient = None
+                if options.anonymize:  # the SEG copies the source's patient module
+                    from myoimg.report.data import pseudonym, pseudonym_key
+
+                    pid = str(getattr(t2.headers[0], "PatientID", "") or "unknown")
+                    key = pseudonym_key(options.pseudonym_key_file, warn=False).key
+                    seg_patient = pseudonym(pid, key)
+                write_seg(labels_mr, t2.headers, out_visit / "seg_mr.dcm", patient_id=seg_patient)
                 files["seg_mr"] = f"{visit}/seg_mr.dcm"
             except Exception as exc:  # noqa: BLE001 - an export problem must not lose the numbers
                 warnings.append(f"DICOM SEG not written: {exc}")
@@ -512,9 +534,11 @@ def _parameters(options: PipelineOptions) -> dict[str, Any]:
 def _finish(staging: Path, visits: dict[str, dict[str, Any]], options: PipelineOptions,
             progress: Progress, changes: dict | None = None, rules: dict | None = None) -> None:
     from myoimg.compare import RESPONSE_DISCLAIMER
-    from myoimg.report.data import pseudonym  # one formula for results and reports
+    from myoimg.report.data import pseudonym, pseudonym_key  # one rule for results and reports
 
     patient = next(iter(visits.values()))["_patient"]
+    # One key for the whole run (both visits); warns when it is random for this run only.
+    pkey = pseudonym_key(options.pseudonym_key_file) if options.anonymize else None
     for entry in visits.values():
         for key in ("_mr_image", "_mr_labels", "_patient"):
             entry.pop(key, None)
@@ -524,12 +548,14 @@ def _finish(staging: Path, visits: dict[str, dict[str, Any]], options: PipelineO
         "disclaimer": RESPONSE_DISCLAIMER,
         "parameters": _parameters(options),
         "versions": _versions(),
-        "patient": {"id": pseudonym(patient["id"] or "unknown") if options.anonymize
+        "patient": {"id": pseudonym(patient["id"] or "unknown", pkey.key) if pkey
                     else patient["id"],
                     "sex": patient["sex"], "anonymized": options.anonymize},
         "units": METRIC_UNITS,
         "visits": visits,
     }
+    # How the pseudonym was made ("hmac-sha256, key from file|environment", or random).
+    results["parameters"]["pseudonym"] = pkey.method if pkey else None
     if changes is not None:
         dates = [visits[v].get("date") for v in VISITS]
         results["days_between"] = (

@@ -4,7 +4,8 @@
 Usage::
 
     python scripts/eval_segmentation.py --seeds 100 101 [--variant standard] \
-        [--series t2fs|t1] [--real tests/data/huashan-001 ...] [--workdir DIR] [--qc DIR]
+        [--series t2fs|t1] [--rotate DEG] [--real tests/data/huashan-001 ...] \
+        [--workdir DIR] [--qc DIR]
 
 For each phantom seed a study is generated (``myoimg.phantom.generate_study``) into a
 temporary folder (or ``--workdir``; an existing study there is reused), the T2-FS series
@@ -14,7 +15,10 @@ Prints Dice and the 95th-percentile symmetric surface distance (HD95, mm) per
 quadriceps label, then the mean over the 8 heads, and the run time per case.
 ``--series t1`` segments the studies' T1 TSE series instead (fat bright; coarser grid,
 6 mm slices); the truth is resampled onto it (nearest neighbour, physical space) and only
-slices inside the truth's field of view are scored.
+slices inside the truth's field of view are scored. ``--rotate DEG`` turns every image
+and its truth in-plane by DEG degrees about the image centre (z axis) before segmenting:
+the legs rotated as when a patient's feet fall outward (one leg externally, the other
+internally rotated), to measure how the seed model copes.
 Seeds >= 100 are reserved for unseen evaluation: never tune on them.
 """
 
@@ -77,6 +81,18 @@ def evaluate(
     return rows, dt, res
 
 
+def _rotated(image: sitk.Image, ref: np.ndarray, deg: float) -> tuple[sitk.Image, np.ndarray]:
+    """Image (linear) and truth (nearest) turned by ``deg`` about the z axis through the
+    image centre, resampled on the same grid."""
+    centre = image.TransformContinuousIndexToPhysicalPoint([s / 2.0 for s in image.GetSize()])
+    t = sitk.Euler3DTransform(centre, 0.0, 0.0, float(np.radians(deg)))
+    truth = sitk.GetImageFromArray(ref.astype(np.int16))
+    truth.CopyInformation(image)
+    out = sitk.Resample(image, image, t, sitk.sitkLinear, 0.0)
+    ref2 = sitk.Resample(truth, image, t, sitk.sitkNearestNeighbor, 0)
+    return out, sitk.GetArrayFromImage(ref2)
+
+
 def _load_t1(folder: Path):
     """The T1 TSE series of a generated study (axial, not fat suppressed, most slices)."""
     from myoimg.io import load_series, scan
@@ -119,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--real", type=Path, nargs="*", default=[], help="folders with image/labels.nii.gz"
     )
+    ap.add_argument("--rotate", type=float, default=0.0, help="in-plane rotation (deg)")
     ap.add_argument("--workdir", type=Path, default=None, help="keep generated studies here")
     ap.add_argument("--qc", type=Path, default=None, help="write QC PNGs here")
     args = ap.parse_args(argv)
@@ -148,15 +165,23 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 hdr = vol.headers[0] if vol.headers else None
                 name = f"{study.name} {visit} {args.series}"
+                image = vol.image
+                if args.rotate:
+                    image, ref = _rotated(image, ref, args.rotate)
+                    name += f" rotated {args.rotate:+.0f} deg"
                 rows, dt, res = evaluate(
-                    vol.image, ref, hdr, args.qc, name.replace(" ", "_"), args.series == "t1"
+                    image, ref, hdr, args.qc, name.replace(" ", "_"), args.series == "t1"
                 )
                 all_means.append(np.nanmean(print_table(name, rows, dt, res)))
         for folder in args.real:
             image = sitk.ReadImage(str(folder / "image.nii.gz"), sitk.sitkFloat32)
             ref = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "labels.nii.gz")))
-            rows, dt, res = evaluate(image, ref, None, args.qc, folder.name)
-            all_means.append(np.nanmean(print_table(f"real {folder.name}", rows, dt, res)))
+            name = f"real {folder.name}"
+            if args.rotate:
+                image, ref = _rotated(image, ref, args.rotate)
+                name += f" rotated {args.rotate:+.0f} deg"
+            rows, dt, res = evaluate(image, ref, None, args.qc, name.replace(" ", "_"))
+            all_means.append(np.nanmean(print_table(name, rows, dt, res)))
     if all_means:
         print(f"\nmean Dice over {len(all_means)} case(s): {np.mean(all_means):.3f}")
     return 0

@@ -176,3 +176,24 @@ def test_fractional_seg_from_another_tool(tmp_path):
     assert (out == 1).sum() == 32 and (out == 4).sum() == 16
     assert set(np.unique(out)) == {0, 1, 4}
     assert result.mapping_used == {"VL_R": 1, "RF_R": 4}
+
+
+def test_seg_with_pseudonym_carries_no_identity(tmp_path):
+    """--anonymize: highdicom copies the patient module from the source; it is replaced."""
+    headers, ref = make_series()
+    for ds in headers:
+        ds.PatientName, ds.PatientID = "Doe^Jane", "MRN7654321"
+        ds.PatientBirthDate, ds.OtherPatientIDs = "19600101", "OTHER99"
+    labels, arr = label_image(ref)
+    path = write_seg(labels, headers, tmp_path / "seg.dcm", patient_id="anon-0123456789ab")
+    seg = pydicom.dcmread(path)
+    assert seg.PatientID == "anon-0123456789ab"
+    assert seg.PatientName.family_name == "anon-0123456789ab"
+    assert seg.get("PatientBirthDate", "") == ""
+    raw = path.read_bytes()
+    for secret in (b"Doe", b"MRN7654321", b"19600101", b"OTHER99"):
+        assert secret not in raw
+    assert headers[0].PatientID == "MRN7654321"  # the caller's headers are not modified
+    # still references its source series and round-trips
+    result = import_labels(path, ref, source_files=headers)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(result.labels), arr)

@@ -103,7 +103,7 @@ def test_pseudonym_is_stable_and_hides_the_id():
     p = pseudonym("PAT001")
     assert p == pseudonym("PAT001")
     assert p != pseudonym("PAT002")
-    assert re.fullmatch(r"anon-[0-9a-f]{8}", p)
+    assert re.fullmatch(r"anon-[0-9a-f]{12}", p)
     assert "PAT001" not in p
 
 

@@ -12,8 +12,13 @@ radiological view (patient right on the image's left, anterior at the top).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import logging
 import math
+import os
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,9 @@ __all__ = [
     "load_report_data",
     "read_lps",
     "pseudonym",
+    "pseudonym_key",
+    "PseudonymKey",
+    "PSEUDONYM_KEY_ENV",
     "fmt_value",
     "fmt_change",
     "fmt_rel",
@@ -72,6 +80,8 @@ SUMMARY_METRICS: tuple[str, ...] = (
 
 NA = "n/a"
 
+log = logging.getLogger("myoimg")
+
 
 def _number(value: Any) -> float | None:
     """A finite float, or None for null / non-numeric / NaN / inf."""
@@ -110,15 +120,133 @@ def fmt_rel(value: Any) -> str:
     return f"{100.0 * f:+.0f}%"
 
 
-def pseudonym(patient_id: str) -> str:
-    """Stable, hash-like pseudonym of a patient id (``anon-`` + 8 hex digits of SHA-256).
+#: Environment variable holding a pseudonym key as text (its UTF-8 bytes are the key).
+PSEUDONYM_KEY_ENV = "MYOIMG_PSEUDONYM_KEY"
+_KEY_SOURCES = {
+    "file": "hmac-sha256, key from file",
+    "environment": "hmac-sha256, key from environment",
+    "random": "hmac-sha256, random key per run",
+}
+_MIN_KEY_BYTES = 16  # shorter keys can themselves be guessed; warned about, not refused
 
-    Same formula as the pipeline's ``--anonymize`` so that a report anonymised later
-    matches results anonymised at analysis time. It is not a secret key: a short id
-    space can be brute-forced (documented limitation).
+# Random key of this process (one CLI run), drawn on first use and never written anywhere.
+# It is what keeps pseudonyms consistent within a run (baseline and follow-up, results
+# and report) when no key is given, while no later run can reproduce them.
+_run_key: bytes | None = None
+
+
+def _process_key() -> bytes:
+    global _run_key
+    if _run_key is None:
+        _run_key = secrets.token_bytes(32)
+    return _run_key
+
+
+@dataclass(frozen=True)
+class PseudonymKey:
+    """A pseudonym key and where it came from (see :func:`pseudonym_key`).
+
+    ``key`` is kept out of ``repr`` so that it cannot end up in a log line by accident.
     """
-    digest = hashlib.sha256(patient_id.encode()).hexdigest()
-    return f"anon-{digest[:8]}"
+
+    key: bytes = field(repr=False)
+    source: str  # "file", "environment" or "random"
+
+    @property
+    def method(self) -> str:
+        """How pseudonyms are made, for results.json / the report (never the key)."""
+        return _KEY_SOURCES[self.source]
+
+
+def pseudonym_key(
+    key_file: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    warn: bool = True,
+) -> PseudonymKey:
+    """The key of keyed pseudonyms, in order of precedence.
+
+    1. ``key_file`` (CLI ``--pseudonym-key-file``): the file's bytes, without trailing
+       newline characters (so ``echo secret > key`` and ``MYOIMG_PSEUDONYM_KEY=secret``
+       give the same key).
+    2. The environment variable ``MYOIMG_PSEUDONYM_KEY``: its UTF-8 bytes.
+    3. Neither: a random 32-byte key drawn once per process (one CLI run). Pseudonyms
+       are then consistent within the run (baseline and follow-up of one ``compare``)
+       but cannot be linked to any other run.
+
+    With 1 or 2 the same key gives the same pseudonym in every run, so a study can link
+    visits and runs; keep the key secret and away from the outputs.
+
+    Parameters
+    ----------
+    key_file : path, optional
+    environ : mapping, optional
+        Environment to read (default ``os.environ``).
+    warn : bool
+        Log a warning (logger "myoimg") when the key is random per run or shorter than
+        16 bytes. The id and the key are never logged.
+
+    Raises
+    ------
+    MyoimgError
+        The key file is missing, unreadable or empty, or the environment variable is
+        set but empty (an empty key would make the pseudonyms enumerable again).
+    """
+    if key_file is not None:
+        path = Path(key_file)
+        try:
+            key = path.read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            reason = "not found" if isinstance(exc, FileNotFoundError) else exc.strerror or exc
+            raise MyoimgError(f"pseudonym key file {path} cannot be read ({reason})") from None
+        if not key:
+            raise MyoimgError(f"pseudonym key file {path} is empty")
+        found = PseudonymKey(key, "file")
+    else:
+        env = os.environ if environ is None else environ
+        text = env.get(PSEUDONYM_KEY_ENV)
+        if text is None:
+            if warn:
+                log.warning(
+                    "no pseudonym key given (--pseudonym-key-file or %s): pseudonyms use a "
+                    "random key of this run only and cannot be linked to other runs",
+                    PSEUDONYM_KEY_ENV,
+                )
+            return PseudonymKey(_process_key(), "random")
+        if not text:
+            raise MyoimgError(f"environment variable {PSEUDONYM_KEY_ENV} is set but empty")
+        found = PseudonymKey(text.encode("utf-8"), "environment")
+    if warn and len(found.key) < _MIN_KEY_BYTES:
+        log.warning("the pseudonym key (from %s) is shorter than %d bytes and may be guessed",
+                    found.source, _MIN_KEY_BYTES)
+    return found
+
+
+def pseudonym(patient_id: str, key: bytes | None = None) -> str:
+    """Keyed pseudonym of a patient id: ``anon-`` + 12 hex digits of HMAC-SHA256.
+
+    An unkeyed hash of a short id (e.g. a 7-digit MRN) is re-identified by hashing every
+    possible id; with a secret key that enumeration needs the key.
+
+    Parameters
+    ----------
+    patient_id : str
+        The identifier (e.g. DICOM PatientID), hashed as UTF-8.
+    key : bytes, optional
+        Secret key. Default: the key of :func:`pseudonym_key` without a file, i.e.
+        ``MYOIMG_PSEUDONYM_KEY`` if set, else this process's random run key.
+
+    Returns
+    -------
+    str
+        E.g. ``anon-3f9a0c1b2d4e``. Same id and key -> same pseudonym.
+    """
+    if key is None:
+        key = pseudonym_key(warn=False).key
+    if not key:
+        raise ValueError("empty pseudonym key")
+    digest = hmac.new(key, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()
+    return f"anon-{digest[:12]}"
 
 
 def read_lps(path: Path) -> sitk.Image:
@@ -182,6 +310,8 @@ class ReportData:
     patient_label: str
     anonymize: bool
     warnings: list[str] = field(default_factory=list)  # problems met while building the report
+    #: How the shown pseudonym was made (e.g. "hmac-sha256, key from file"); None if not known.
+    pseudonym_method: str | None = None
 
     def visit(self, name: str) -> dict:
         return self.results.get("visits", {}).get(name) or {}
@@ -237,14 +367,36 @@ def _load_visit(out_dir: Path, name: str, visit: dict, warnings: list[str]) -> V
     return out
 
 
-def load_report_data(out_dir: str | Path, *, anonymize: bool = False) -> ReportData:
+def load_report_data(
+    out_dir: str | Path,
+    *,
+    anonymize: bool = False,
+    pseudonym_key_file: str | Path | None = None,
+) -> ReportData:
     """Read ``OUT/results.json`` and the volumes it lists.
+
+    Parameters
+    ----------
+    out_dir : path
+        Folder holding results.json.
+    anonymize : bool
+        Show a pseudonym instead of the patient id. Results already pseudonymised at
+        analysis time keep their pseudonym; otherwise it is made here with the key of
+        :func:`pseudonym_key` (``pseudonym_key_file``, else ``MYOIMG_PSEUDONYM_KEY``,
+        else a random key of this run).
+    pseudonym_key_file : path, optional
+        Key file for the pseudonym; only valid with ``anonymize``.
 
     Raises
     ------
     MyoimgError
-        When results.json is missing or not valid JSON.
+        When results.json is missing or not valid JSON, or the pseudonym key is
+        unusable (see :func:`pseudonym_key`).
     """
+    if pseudonym_key_file is not None and not anonymize:
+        raise MyoimgError("a pseudonym key file is only used with --anonymize")
+    # Check the key before any work so that a bad key file fails fast.
+    key = pseudonym_key(pseudonym_key_file) if pseudonym_key_file is not None else None
     out_dir = Path(out_dir)
     path = out_dir / "results.json"
     if not path.is_file():
@@ -261,8 +413,12 @@ def load_report_data(out_dir: str | Path, *, anonymize: bool = False) -> ReportD
     images = {v: _load_visit(out_dir, v, results["visits"][v] or {}, warnings) for v in visits}
     patient = results.get("patient") or {}
     pid = str(patient.get("id") or "unknown")
-    if anonymize and not patient.get("anonymized", False):
-        pid = pseudonym(pid)
+    method = None
+    if patient.get("anonymized", False):
+        method = (results.get("parameters") or {}).get("pseudonym")
+    elif anonymize:
+        key = key or pseudonym_key()  # warns when the key is random for this run
+        pid, method = pseudonym(pid, key.key), key.method
     compare = bool(results.get("changes")) and len(visits) >= 2
     return ReportData(
         out_dir=out_dir,
@@ -273,6 +429,7 @@ def load_report_data(out_dir: str | Path, *, anonymize: bool = False) -> ReportD
         patient_label=pid,
         anonymize=anonymize,
         warnings=warnings,
+        pseudonym_method=method,
     )
 
 

@@ -436,13 +436,11 @@ def _methods_lines(data: ReportData) -> list[tuple[str, str]]:
             f"{res.get('created', NA)}; report drawn with matplotlib {matplotlib.__version__}.",
         )
     )
-    out.append(
-        (
-            "body",
-            f"Patient: {data.patient_label}"
-            + (" (pseudonymised in this report)" if data.anonymize else ""),
-        )
-    )
+    pseud = ""
+    if data.anonymize:  # say how the pseudonym was made (never the key)
+        how = f": {data.pseudonym_method}" if data.pseudonym_method else ""
+        pseud = f" (pseudonymised in this report{how})"
+    out.append(("body", f"Patient: {data.patient_label}{pseud}"))
     if data.compare:
         out.append(("body", f"Interval between visits: {res.get('days_between', NA)} days."))
     versions = res.get("versions")

@@ -43,6 +43,7 @@ def render_report(
     anonymize: bool = False,
     paper: str = "a4",
     progress: Progress | None = None,
+    pseudonym_key_file: str | Path | None = None,
 ) -> list[Path]:
     """Write the PDF report of an analysis folder.
 
@@ -53,13 +54,19 @@ def render_report(
     per_muscle : bool
         Also write ``report_<MUSCLE>.pdf`` (one page) for each quadriceps head.
     anonymize : bool
-        Replace the patient id by a stable pseudonym (``anon-`` + 8 hex digits) and
-        omit source folder paths. No patient name is ever printed.
+        Replace the patient id by a keyed pseudonym (``anon-`` + 12 hex digits of
+        HMAC-SHA256, see :func:`myoimg.report.data.pseudonym_key`) and omit source folder
+        paths and UIDs. Results pseudonymised at analysis time keep their pseudonym.
+        No patient name is ever printed.
     paper : {"a4", "letter"}
         Page size (portrait).
     progress : callable, optional
         Called as ``progress(done, total)`` (pages) after each page is drawn and once
         the files are written (the project's per-item progress convention).
+    pseudonym_key_file : path, optional
+        Secret key file of the pseudonym (only with ``anonymize``). Without it the
+        environment variable ``MYOIMG_PSEUDONYM_KEY`` is used, else a random key of
+        this run (pseudonym then not comparable with other runs).
 
     Returns
     -------
@@ -69,13 +76,14 @@ def render_report(
     Raises
     ------
     MyoimgError
-        Missing or invalid results.json, or an unknown paper size.
+        Missing or invalid results.json, an unknown paper size, or an unusable
+        pseudonym key file.
     """
     key = str(paper).lower()
     if key not in PAPER_SIZES:
         raise MyoimgError(f"unknown paper size {paper!r}; use one of {sorted(PAPER_SIZES)}")
     size = PAPER_SIZES[key]
-    data = load_report_data(out_dir, anonymize=anonymize)
+    data = load_report_data(out_dir, anonymize=anonymize, pseudonym_key_file=pseudonym_key_file)
     out_dir = Path(out_dir)
     muscles = quadriceps_names()
     written: list[Path] = []

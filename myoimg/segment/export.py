@@ -69,6 +69,22 @@ def _complete(headers: Sequence[pydicom.Dataset]) -> list[pydicom.Dataset]:
     return out
 
 
+# Patient-module attributes that identify a person (PS3.15 Table E.1-1 basic profile).
+_IDENTIFYING = ("PatientBirthDate", "PatientBirthTime", "OtherPatientIDs", "OtherPatientNames",
+                "PatientAddress", "PatientTelephoneNumbers", "PatientMotherBirthName",
+                "ReferringPhysicianName", "AccessionNumber", "InstitutionName")
+
+
+def _pseudonymised(ds: pydicom.Dataset, patient_id: str) -> pydicom.Dataset:
+    out = copy.deepcopy(ds)
+    out.PatientName = f"{patient_id}^"  # PN: the pseudonym as family name (PS3.5 6.2)
+    out.PatientID = patient_id
+    for kw in _IDENTIFYING:
+        if kw in out:
+            setattr(out, kw, "")
+    return out
+
+
 def write_seg(
     labels: sitk.Image,
     source_headers: Sequence[pydicom.Dataset],
@@ -77,6 +93,7 @@ def write_seg(
     series_description: str = "myoimg quadriceps",
     algorithm_type: str = "AUTOMATIC",
     overwrite: bool = False,
+    patient_id: str | None = None,
 ) -> Path:
     """Write ``labels`` as a DICOM SEG (binary segments) referencing ``source_headers``.
 
@@ -94,6 +111,11 @@ def write_seg(
         SegmentAlgorithmType of every segment.
     overwrite : bool
         Replace an existing file (otherwise :class:`OutputExistsError`).
+    patient_id : str, optional
+        A pseudonym for the SEG's patient module (``--anonymize``): PatientName and
+        PatientID become it and the other identifying patient attributes are emptied
+        (highdicom copies the patient module from the source images otherwise). The
+        referenced study/series UIDs stay, as the SEG must point at its source series.
 
     Returns
     -------
@@ -109,6 +131,8 @@ def write_seg(
     headers = _complete(source_headers)
     if not headers:
         raise MyoimgError("write_seg needs the source series headers")
+    if patient_id is not None:
+        headers = [_pseudonymised(ds, patient_id) for ds in headers]
     _check_grid(labels, headers)
     arr = sitk.GetArrayFromImage(labels).astype(np.int64)  # (k, j, i) = frames, rows, cols
     present = [int(v) for v in np.unique(arr) if v != 0]

@@ -4,19 +4,53 @@ Display convention: radiological, i.e. the patient's right on the image's left a
 anterior at the top, whatever the storage order of the image. Each shown slice is
 flipped/transposed (never resampled) so that columns run toward +x (patient left) and
 rows toward +y (posterior) in LPS.
+
+Layout (all sizes in PNG pixels, rendered at :data:`DPI`):
+
+* every panel shows the same region: the bounding box of all labels over the shown
+  slices plus :data:`MARGIN_MM` on each side, clipped to the slice (the whole slice if
+  there are no labels or ``crop=False``);
+* that region of ``w_mm`` x ``h_mm`` is scaled by ``s = min(PANEL_MAX_PX[0] / w_mm,
+  PANEL_MAX_PX[1] / h_mm)`` pixels per mm (same scale both ways: pixel aspect kept),
+  giving panels of ``pw = round(s * w_mm)`` x ``ph = round(s * h_mm)`` pixels; a pair of
+  thighs (wide region) is thus 800 px wide;
+* ``rows = ceil(n / columns)`` and ``cols = ceil(n / rows)`` (balanced grid: 4 slices
+  give 2 x 2, 5 give 3 + 2);
+* PNG width ``cols * pw + (cols + 1) * GAP_PX``; height ``GAP_PX + rows * (TITLE_PX + ph
+  + GAP_PX)`` plus a legend band of ``LEGEND_PAD_PX + LEGEND_ROW_PX * ceil(m / 8)`` for
+  ``m`` label ids present (none if ``m == 0``).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from ..io.atomic import atomic_path
 from ..labels import BY_ID, colour_table
 
 __all__ = ["save_qc_png"]
+
+#: Output resolution (dots per inch); a power of two so that pixel sizes / DPI are exact.
+DPI = 128
+#: Largest panel (width, height) in PNG pixels; the crop is fitted inside at its mm aspect.
+PANEL_MAX_PX = (800, 640)
+#: Crop margin around the labels (mm).
+MARGIN_MM = 10.0
+#: Gap between panels and around the grid (px).
+GAP_PX = 8
+#: Band above each panel for its title (px).
+TITLE_PX = 30
+#: Legend band: padding plus one row per 8 label names (px).
+LEGEND_PAD_PX = 14
+LEGEND_ROW_PX = 24
+LEGEND_COLUMNS = 8
+#: Outline width in image pixels (inner boundary, so neighbouring labels do not overlap).
+OUTLINE_PX = 2
 
 
 def _display_slice(a2d: np.ndarray, direction: np.ndarray) -> np.ndarray:
@@ -39,10 +73,71 @@ def _display_slice(a2d: np.ndarray, direction: np.ndarray) -> np.ndarray:
     return out
 
 
+def _display_spacing(image: sitk.Image) -> tuple[float, float]:
+    """(row height, column width) in mm of a slice after :func:`_display_slice`."""
+    sp = image.GetSpacing()
+    d = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    if abs(d[1, 0]) > abs(d[0, 0]):  # transposed for display: columns are the j axis
+        return float(sp[0]), float(sp[1])
+    return float(sp[1]), float(sp[0])
+
+
+def _crop_box(
+    masks: np.ndarray, spacing_rc: tuple[float, float], margin_mm: float
+) -> tuple[slice, slice]:
+    """Row/column slices of the bounding box of ``masks`` (n, rows, cols) plus a margin.
+
+    The margin is ``ceil(margin_mm / spacing)`` pixels per axis, clipped to the slice;
+    the whole slice if no pixel is set.
+    """
+    shape = masks.shape[1:]
+    if not masks.any():
+        return slice(0, shape[0]), slice(0, shape[1])
+    union = masks.any(axis=0)
+    box = []
+    for axis, (n, sp) in enumerate(zip(shape, spacing_rc, strict=True)):
+        idx = np.nonzero(union.any(axis=1 - axis))[0]
+        m = int(math.ceil(margin_mm / sp - 1e-9))
+        box.append(slice(max(0, int(idx[0]) - m), min(n, int(idx[-1]) + 1 + m)))
+    return box[0], box[1]
+
+
+def _outline_rgba(lab2d: np.ndarray, colours: dict[int, tuple[float, float, float]]) -> np.ndarray:
+    """RGBA (rows, cols, 4) overlay: inner label boundaries ``OUTLINE_PX`` pixels wide.
+
+    A labelled pixel is on the outline if a pixel with another value (background or
+    another label) lies within city-block distance ``OUTLINE_PX``.
+    """
+    foot = ndimage.generate_binary_structure(2, 1)
+    foot = ndimage.iterate_structure(foot, OUTLINE_PX)  # diamond of radius OUTLINE_PX
+    lo = ndimage.grey_erosion(lab2d, footprint=foot, mode="nearest")
+    hi = ndimage.grey_dilation(lab2d, footprint=foot, mode="nearest")
+    edge = (lab2d != 0) & ((lo != lab2d) | (hi != lab2d))
+    rgba = np.zeros((*lab2d.shape, 4), dtype=np.float32)
+    for lid in np.unique(lab2d[edge]):
+        c = colours.get(int(lid))
+        if c is not None:  # unknown ids are not drawn (and not in the legend)
+            rgba[edge & (lab2d == lid)] = (*c, 1.0)
+    return rgba
+
+
 def save_qc_png(
-    image: sitk.Image, labels: sitk.Image, path: str | Path, *, n_slices: int = 4
+    image: sitk.Image,
+    labels: sitk.Image,
+    path: str | Path,
+    *,
+    n_slices: int = 4,
+    crop: bool = True,
+    columns: int = 3,
 ) -> Path:
     """Write a PNG of ``n_slices`` axial slices with coloured label outlines.
+
+    Panels are laid out on a grid, each cropped to the labelled region (see the module
+    docstring for the exact size rule); outlines are ``OUTLINE_PX`` image pixels wide,
+    drawn inside each label in its :func:`myoimg.labels.colour_table` colour, with a
+    legend of label names. Titles give the slice index ``k`` and the LPS z (mm) of the
+    slice centre. Grey levels span the 0.5-99.5 percentiles of the shown (cropped)
+    regions, so bright structures outside the crop do not darken the muscles.
 
     Parameters
     ----------
@@ -55,6 +150,11 @@ def save_qc_png(
         Output PNG; written atomically.
     n_slices : int
         Number of slices, evenly spread over the slices that carry labels (or all).
+    crop : bool
+        Crop every panel to the labels' bounding box plus ``MARGIN_MM`` (default);
+        ``False`` shows the whole field of view.
+    columns : int
+        Most panels per row (>= 1).
 
     Returns
     -------
@@ -65,63 +165,94 @@ def save_qc_png(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
-    from skimage.segmentation import find_boundaries
 
     a = sitk.GetArrayFromImage(image).astype(np.float32)
     la = sitk.GetArrayFromImage(labels)
-    if a.shape != la.shape:
-        raise ValueError("labels must be on the image grid")
+    if a.ndim != 3 or a.shape != la.shape:
+        raise ValueError("image must be 3-D and labels must be on the image grid")
     direction = image.GetDirection()
     has = np.nonzero(la.reshape(la.shape[0], -1).any(1))[0]
     pool = has if has.size else np.arange(a.shape[0])
     n = max(1, min(int(n_slices), pool.size))
-    ks = pool[np.linspace(0, pool.size - 1, n).round().astype(int)]
+    ks = [int(k) for k in pool[np.linspace(0, pool.size - 1, n).round().astype(int)]]
     colours = colour_table()
-    vmax = float(np.percentile(a[a > 0], 99.5)) if (a > 0).any() else 1.0
-    sp = image.GetSpacing()
-    d = np.asarray(direction).reshape(3, 3)
-    transposed = abs(d[1, 0]) > abs(d[0, 0])
-    # Pixel aspect (row height / column width) after the display flips/transpose.
-    aspect = sp[0] / sp[1] if transposed else sp[1] / sp[0]
-    fig = Figure(figsize=(4.0 * n, 4.4))
+
+    # Display-oriented slices (rows toward +y = posterior, columns toward +x = left).
+    imgs = np.stack([_display_slice(a[k], direction) for k in ks])
+    labs = np.stack([_display_slice(la[k], direction) for k in ks])
+    spacing_rc = _display_spacing(image)
+    if crop:
+        rs, cs = _crop_box(labs != 0, spacing_rc, MARGIN_MM)
+        imgs, labs = imgs[:, rs, cs], labs[:, rs, cs]
+
+    # Window from the shown pixels only.
+    finite = imgs[np.isfinite(imgs)]
+    if finite.size:
+        vmin, vmax = (float(v) for v in np.percentile(finite, (0.5, 99.5)))
+    else:
+        vmin, vmax = 0.0, 1.0
+    if not vmax > vmin:
+        vmax = vmin + 1.0
+
+    # Layout in PNG pixels (see module docstring).
+    h_mm = labs.shape[1] * spacing_rc[0]
+    w_mm = labs.shape[2] * spacing_rc[1]
+    scale = min(PANEL_MAX_PX[0] / w_mm, PANEL_MAX_PX[1] / h_mm)  # px per mm
+    pw = max(1, round(scale * w_mm))
+    ph = max(1, round(scale * h_mm))
+    n_rows = math.ceil(n / max(1, int(columns)))
+    n_cols = math.ceil(n / n_rows)
+    present = sorted(int(v) for v in np.unique(labs) if int(v) in BY_ID)  # shown only
+    legend_h = LEGEND_PAD_PX + LEGEND_ROW_PX * math.ceil(len(present) / LEGEND_COLUMNS)
+    legend_h = legend_h if present else 0
+    fig_w = n_cols * pw + (n_cols + 1) * GAP_PX
+    fig_h = GAP_PX + n_rows * (TITLE_PX + ph + GAP_PX) + legend_h
+
+    fig = Figure(figsize=(fig_w / DPI, fig_h / DPI), dpi=DPI, facecolor="white")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, n, squeeze=False)
-    for ax, k in zip(axes[0], ks, strict=True):
-        # After _display_slice columns run toward +x (patient left) and rows toward +y
-        # (posterior): the radiological view, patient right on the left, anterior on top.
+    nx, ny = image.GetSize()[:2]
+    for idx, k in enumerate(ks):
+        r, c = divmod(idx, n_cols)
+        x0 = GAP_PX + c * (pw + GAP_PX)
+        top = GAP_PX + r * (TITLE_PX + ph + GAP_PX) + TITLE_PX  # from the figure top
+        ax = fig.add_axes((x0 / fig_w, 1.0 - (top + ph) / fig_h, pw / fig_w, ph / fig_h))
+        # The axes box has the crop's mm aspect, so aspect="auto" keeps square mm.
         ax.imshow(
-            _display_slice(a[k], direction),
-            cmap="gray",
-            vmin=0,
-            vmax=vmax,
-            aspect=aspect,
-            interpolation="nearest",
+            imgs[idx], cmap="gray", vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest"
         )
-        lk = _display_slice(la[k], direction)
-        rgba = np.zeros((*lk.shape, 4))
-        edges = find_boundaries(lk, mode="inner")
-        for lid in np.unique(lk[edges]):
-            if lid == 0 or lid not in colours:
-                continue
-            rgba[edges & (lk == lid)] = (*colours[int(lid)], 1.0)
-        ax.imshow(rgba, aspect=aspect, interpolation="nearest")
-        ax.set_title(f"slice {int(k)}", fontsize=9)
-        ax.text(0.02, 0.5, "R", transform=ax.transAxes, color="w", fontsize=10, va="center")
-        ax.text(0.96, 0.5, "L", transform=ax.transAxes, color="w", fontsize=10, va="center")
+        ax.imshow(_outline_rgba(labs[idx], colours), aspect="auto", interpolation="nearest")
+        z = image.TransformContinuousIndexToPhysicalPoint(
+            ((nx - 1) / 2.0, (ny - 1) / 2.0, float(k))
+        )[2]
+        ax.set_title(f"slice {k}   z = {z:.1f} mm", fontsize=10, pad=4)
+        for x, txt, ha in ((0.01, "R", "left"), (0.99, "L", "right")):
+            ax.text(
+                x,
+                0.5,
+                txt,
+                transform=ax.transAxes,
+                color="w",
+                fontsize=11,
+                ha=ha,
+                va="center",
+                fontweight="bold",
+            )
         ax.set_axis_off()
-    present = sorted(int(v) for v in np.unique(la) if int(v) in BY_ID)
     if present:
         handles = [Line2D([0], [0], color=colours[v], lw=3) for v in present]
         fig.legend(
             handles,
             [BY_ID[v].name for v in present],
-            loc="lower center",
-            ncol=min(8, len(present)),
-            fontsize=7,
+            loc="center",
+            bbox_to_anchor=(0.5, legend_h / 2.0 / fig_h),
+            ncol=min(LEGEND_COLUMNS, len(present)),
+            fontsize=9,
             frameon=False,
+            borderaxespad=0.0,
+            handlelength=1.5,
+            columnspacing=1.2,
         )
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
     path = Path(path)
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
+        fig.savefig(tmp, dpi=DPI, format="png", facecolor="white")
     return path
