@@ -249,3 +249,19 @@ def test_level_model_interpolates_between_anatomical_keypoints():
     # No rectus femoris seed near the knee (its tendon), one above.
     rf = {lv: dict((g, t) for g, t, _ in marker_model(lv))["RF"] for lv in (0.0, RF_MIN_LEVEL)}
     assert rf[0.0][1] < rf[0.0][0] and rf[RF_MIN_LEVEL][1] > rf[RF_MIN_LEVEL][0]
+
+
+def test_gluteus_maximus_seeded_only_at_the_top_of_the_thigh_and_never_labelled(huashan_result):
+    from myoimg.labels import BY_ID
+    from myoimg.segment.compartments import GMAX_DEG, GMAX_LEVEL, marker_model
+
+    def gmax(level):
+        return dict((g, t) for g, t, _ in marker_model(level))["GMAX"]
+
+    for level in (0.0, 0.5, GMAX_LEVEL - 0.01):
+        t0, t1 = gmax(level)
+        assert t1 < t0  # empty range: no seed below the hip end
+    assert gmax(1.0) == GMAX_DEG and 90.0 < GMAX_DEG[0] < GMAX_DEG[1] < 180.0  # postero-lateral
+    # The development case reaches the hip: seeded there, but only our label ids come out.
+    ids = set(np.unique(sitk.GetArrayFromImage(huashan_result.labels)).tolist()) - {0}
+    assert ids <= set(BY_ID)

@@ -462,6 +462,8 @@ def segment_thigh(
             muscle[k][bb][res.inside_fascia] = 1
             comps[k][bb][res.groups > 0] = res.groups[res.groups > 0]
             for g, group in enumerate(GROUPS, start=1):
+                if f"{side}_{group}" not in BY_NAME:  # a muscle we do not label
+                    continue
                 lid = BY_NAME[f"{side}_{group}"].id
                 labels[k][bb][res.groups == g] = lid
     if sp[2] <= Z_SMOOTH_MAX_SPACING_MM and nz >= 3:

@@ -40,6 +40,10 @@ MARKER_MODEL: tuple[tuple[str, tuple[float, float], tuple[float, float]], ...] =
     # them.
     ("SAR", (-95.0, -65.0), (0.8, 1.0)),
     ("GRA", (-125.0, -100.0), (0.88, 1.0)),
+    # Gluteus maximus: its lower fibres reach the gluteal tuberosity and the iliotibial
+    # tract postero-laterally over the top of the thigh; seeded only there (GMAX_LEVEL)
+    # so that VL does not flood it. Not one of our labels: it leaves the label map.
+    ("GMAX", (0.0, -1.0), (0.7, 1.0)),
 )
 GROUPS = tuple(g for g, _, _ in MARKER_MODEL)
 
@@ -85,6 +89,8 @@ LEVEL_MODEL: dict[str, tuple[tuple[float, tuple[float, float], tuple[float, floa
 # The rectus femoris belly ends in the quadriceps tendon in the distal fifth of the thigh:
 # no RF seed below this level (the tendon is not muscle).
 RF_MIN_LEVEL = 0.15
+GMAX_LEVEL = 0.9
+GMAX_DEG = (125.0, 165.0)
 
 
 def _interp(keys, f: float):
@@ -113,6 +119,8 @@ def marker_model(level: float | None = None):
             t, u = _interp(LEVEL_MODEL[g], f)
         if g == "RF" and f < RF_MIN_LEVEL:
             t = (0.0, -1.0)  # empty: no seed
+        if g == "GMAX" and f >= GMAX_LEVEL:
+            t = GMAX_DEG
         out.append((g, t, u))
     return tuple(out)
 
