@@ -1,0 +1,53 @@
+"""Femur detection on one synthetic axial slice (identity geometry, 1 mm pixels)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from myoimg.segment.femur import CORTEX_EDGE_LEVEL, CORTEX_EDGE_MM, find_femurs
+
+MUSCLE = 300.0
+
+
+def _slice(rim_level: float):
+    """A 160 mm thigh disc of muscle with a femur: marrow r < 8 mm, void cortex 8-12 mm,
+    and over the front half (y < 0) a 2 mm partial-volume rim (12-14 mm) at
+    ``rim_level`` x muscle, as a thick oblique slice gives. Returns the slice, body mask,
+    LPS x/y (mm) and the radius map."""
+    jj, ii = np.mgrid[0:200, 0:200].astype(float)
+    x, y = ii - 100.0, jj - 100.0
+    r = np.hypot(x, y)
+    sl = np.where(r <= 80.0, MUSCLE, 0.0)
+    sl[(r < 14.0) & (y < 0)] = rim_level * MUSCLE
+    sl[r < 12.0] = 5.0  # cortex: signal void
+    sl[r < 8.0] = 900.0  # marrow (bright, as on T1)
+    return sl.astype(np.float32), r <= 80.0, x, y, r
+
+
+@pytest.mark.parametrize("rim_level", [0.3, 0.4])
+def test_partial_volume_rim_is_bone(rim_level, monkeypatch):
+    """A rim darker than half the muscle signal (the half-way edge) belongs to the bone.
+
+    The best-shaped void blob leaves part of the lopsided rim out; the edge rule adds
+    it (the 0.7 mm pre-smoothing moves the half-way level a few tenths of a mm inward,
+    hence 12.9 mm), and nothing behind the bone, where there is no rim.
+    """
+    assert rim_level < CORTEX_EDGE_LEVEL and CORTEX_EDGE_MM >= 2.0
+    sl, body, x, y, r = _slice(rim_level)
+    rim = (r < 12.9) & (y < -1.0)
+    (fem,) = find_femurs(sl, body, (1.0, 1.0), x, y)
+    assert fem.mask[rim].all()
+    assert not fem.mask[(r > 12.8) & (y > 1.0)].any()
+    monkeypatch.setattr("myoimg.segment.femur.CORTEX_EDGE_MM", 0.0)
+    (core,) = find_femurs(sl, body, (1.0, 1.0), x, y)
+    assert not core.mask[rim].all()  # the rule is what adds it
+    assert fem.radius_mm > core.radius_mm
+
+
+def test_muscle_next_to_the_bone_stays_muscle():
+    """A rim brighter than the half-way level is muscle: the mask ends at the void cortex."""
+    sl, body, x, y, r = _slice(0.7)
+    (fem,) = find_femurs(sl, body, (1.0, 1.0), x, y)
+    assert not fem.mask[r > 12.8].any()
+    assert fem.radius_mm == pytest.approx(12.0, abs=0.3)
