@@ -172,6 +172,11 @@ class LegSlice:
     inside_fascia: np.ndarray  # bool (j, i)
     theta: np.ndarray  # float (j, i) degrees
     u: np.ndarray  # float (j, i)
+    # Boundary evidence: summed elevation (septum ridge + fat) on the pixels where two
+    # groups meet, and their number; borders on septa score high, borders forced through
+    # uniform muscle (seeds in the wrong muscle) low.
+    border_elevation: float = 0.0
+    border_pixels: int = 0
 
 
 def _circular_filter(v: np.ndarray, size: int, fn) -> np.ndarray:
@@ -348,6 +353,7 @@ def segment_leg_slice(
     spacing_ij: tuple[float, float],
     fat_bright: bool,
     level: float | None = None,
+    rotation_deg: float = 0.0,
 ) -> LegSlice:
     """Split one leg's muscle compartment into muscle groups.
 
@@ -370,6 +376,10 @@ def segment_leg_slice(
     level : float, optional
         Relative level of the slice along the femoral shaft (0 distal, 1 proximal);
         ``None`` uses the mid-thigh seed model.
+    rotation_deg : float
+        Rotation of the leg about the femur (degrees, positive = the front of the thigh
+        turned laterally, i.e. external rotation): turns the seed model and the medial
+        septum limit with it.
     """
     si, sj = spacing_ij
     px = min(si, sj)
@@ -521,11 +531,11 @@ def segment_leg_slice(
 
     markers = np.zeros(sl.shape, dtype=np.int32)
     for n, (_, (t0, t1), (u0, u1)) in enumerate(marker_model(level), start=1):
+        if t1 >= t0:  # (an empty range stays empty)
+            t0, t1 = t0 + rotation_deg, t1 + rotation_deg
         m = inside & (u >= u0) & (u <= u1)
-        if t1 > 180.0:
-            m &= (theta >= t0) | (theta <= t1 - 360.0)
-        else:
-            m &= (theta >= t0) & (theta <= t1)
+        # the sector from t0 to t1 (degrees), wherever it crosses +-180
+        m &= ((theta - t0) % 360.0 <= t1 - t0) if t1 >= t0 else False
         markers[m] = n
     groups = segmentation.watershed(elev, markers=markers, mask=inside, compactness=COMPACTNESS)
     # VM's posterior limit is the medial intermuscular septum (VM / adductors), which
@@ -533,10 +543,23 @@ def segment_leg_slice(
     # wrap further back than that where the watershed finds no septum (nor round the
     # back of the femur to the lateral side).
     vm, add = GROUPS.index("VM") + 1, GROUPS.index("ADD") + 1
-    groups[(groups == vm) & (np.abs(theta) > -VM_POST_DEG)] = add
+    turned = (theta - rotation_deg + 180.0) % 360.0 - 180.0
+    groups[(groups == vm) & (np.abs(turned) > -VM_POST_DEG)] = add
+    both = np.zeros(groups.shape, dtype=bool)
+    for shift in ((0, 1), (1, 0)):
+        nb = np.roll(groups, shift, axis=(0, 1))
+        both |= (nb != groups) & (nb > 0) & (groups > 0)
+    border_elevation, border_pixels = float(elev[both].sum()), int(both.sum())
     # The septa themselves are fat, not muscle: thin fat-like ridges leave the labels.
     # Broad dark areas (fat-replaced muscle) have little ridge response and stay.
     groups[~muscle_like & (ridge > SEPTUM_RIDGE)] = 0
     if not fat_bright:
         groups[_canal_vessels(sm, groups, (si, sj))] = 0
-    return LegSlice(groups=groups.astype(np.int32), inside_fascia=inside, theta=theta, u=u)
+    return LegSlice(
+        groups=groups.astype(np.int32),
+        inside_fascia=inside,
+        theta=theta,
+        u=u,
+        border_elevation=border_elevation,
+        border_pixels=border_pixels,
+    )
