@@ -63,8 +63,8 @@ SHAFT_MM = 300.0
 # taken only if its borders' mean septum evidence beats the neutral model's by this
 # fraction (on unrotated generated studies and the real development case the best wrong
 # turn gained <= 9 %; a true 15 deg turn gains >= 22 %).
-ROTATION_CANDIDATES_DEG = (-20.0, -10.0, 0.0, 10.0, 20.0)
-ROTATION_SLICES = 6
+ROTATION_CANDIDATES_DEG = tuple(float(a) for a in range(-20, 21, 5))
+ROTATION_SLICES = 4
 ROTATION_MIN_GAIN = 0.15
 
 
