@@ -25,7 +25,7 @@ from scipy import ndimage as ndi
 
 from ..errors import SegmentationError
 from ..labels import BY_NAME
-from .compartments import GROUPS, segment_leg_slice
+from .compartments import GROUPS, segment_leg_slice_turned
 from .contrast import detect_contrast, normalise_contrast
 from .femur import MIN_FEMUR_SEPARATION_MM, FemurCandidate, find_femurs
 from .qc import save_qc_png
@@ -420,8 +420,9 @@ def segment_thigh(
             how.add("neither end of the femoral shaft is in the stack: assumed centred at mid-thigh")
         levels.append(np.clip(lv, 0.0, 1.0))
     messages.append("level along the thigh for the muscle model: " + "; ".join(sorted(how)))
-    def leg_slice(k: int, side: str, fem: FemurCandidate, rotation: float):
-        """This leg's cross-section on slice k, its bounding box, femur mask and groups."""
+    def leg_slices(k: int, side: str, fem: FemurCandidate, rotations: tuple[float, ...]):
+        """This leg's cross-section on slice k, its femur mask, bounding box and groups
+        (one LegSlice per rotation); None where the leg is too small."""
         x, y = grids[k]
         comp_lab, _ = _label(body[k])
         leg = body[k] & (comp_lab == comp_lab[fem.mask].max())
@@ -449,7 +450,7 @@ def segment_thigh(
             slice(max(0, jj.min() - pad), min(leg.shape[0], jj.max() + pad + 1)),
             slice(max(0, ii.min() - pad), min(leg.shape[1], ii.max() + pad + 1)),
         )
-        res = segment_leg_slice(
+        res = segment_leg_slice_turned(
             arr[k][bb],
             leg[bb],
             fmask[bb],
@@ -460,7 +461,7 @@ def segment_thigh(
             spacing_ij,
             fat_bright,
             level=float(levels[sides.index(side)][k]),
-            rotation_deg=rotation,
+            rotations_deg=rotations,
         )
         return leg, fmask, bb, res
 
@@ -471,14 +472,15 @@ def segment_thigh(
     for n_side, side in enumerate(sides):
         ks = [k for k in range(nz) if picks[n_side][k] is not None]
         ks = [ks[i] for i in np.linspace(0, len(ks) - 1, min(ROTATION_SLICES, len(ks))).astype(int)]
-        score = {}
-        for rot in ROTATION_CANDIDATES_DEG:
-            e = n = 0.0
-            for k in ks:
-                out = leg_slice(k, side, picks[n_side][k], rot)
-                if out is not None:
-                    e, n = e + out[3].border_elevation, n + out[3].border_pixels
-            score[rot] = e / n if n else 0.0
+        e = np.zeros(len(ROTATION_CANDIDATES_DEG))
+        n = np.zeros(len(ROTATION_CANDIDATES_DEG))
+        for k in ks:
+            out = leg_slices(k, side, picks[n_side][k], ROTATION_CANDIDATES_DEG)
+            if out is not None:
+                e += [r.border_elevation for r in out[3]]
+                n += [r.border_pixels for r in out[3]]
+        mean = np.where(n > 0, e / np.maximum(n, 1), 0.0)
+        score = dict(zip(ROTATION_CANDIDATES_DEG, mean.tolist(), strict=True))
         best = max(score, key=score.get)
         rotations[side] = best if score[best] > (1.0 + ROTATION_MIN_GAIN) * score[0.0] else 0.0
         report("leg rotation", 0.35 + 0.15 * (n_side + 1) / len(sides))
@@ -492,10 +494,10 @@ def segment_thigh(
         for side, p in zip(sides, picks, strict=True):
             if p[k] is None:
                 continue
-            out = leg_slice(k, side, p[k], rotations[side])
+            out = leg_slices(k, side, p[k], (rotations[side],))
             if out is None:
                 continue
-            leg, fmask, bb, res = out
+            leg, fmask, bb, (res,) = out
             thigh[k][leg] = 1 if side == "R" else 2
             femur_mask[k][fmask] = 1
             muscle[k][bb][res.inside_fascia] = 1

@@ -10,13 +10,21 @@ the muscle fascia (inner border of the subcutaneous fat).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, morphology, segmentation
 
-__all__ = ["LEVEL_MODEL", "LegSlice", "MARKER_MODEL", "marker_model", "segment_leg_slice"]
+__all__ = [
+    "LEVEL_MODEL",
+    "LegSlice",
+    "MARKER_MODEL",
+    "marker_model",
+    "segment_leg_slice",
+    "segment_leg_slice_turned",
+]
 
 # Marker model: (group, theta range deg, u range). Seeds only: the watershed moves the
 # borders to the fat septa. Anatomy at mid-thigh (any anatomy atlas, e.g. Gray's):
@@ -357,6 +365,33 @@ def segment_leg_slice(
 ) -> LegSlice:
     """Split one leg's muscle compartment into muscle groups.
 
+    The same as :func:`segment_leg_slice_turned` with the one rotation ``rotation_deg``
+    (see there for the parameters).
+    """
+    (out,) = segment_leg_slice_turned(
+        sl, leg, femur, femur_xy, x, y, side, spacing_ij, fat_bright, level, (rotation_deg,)
+    )
+    return out
+
+
+def segment_leg_slice_turned(
+    sl: np.ndarray,
+    leg: np.ndarray,
+    femur: np.ndarray,
+    femur_xy: tuple[float, float],
+    x: np.ndarray,
+    y: np.ndarray,
+    side: str,
+    spacing_ij: tuple[float, float],
+    fat_bright: bool,
+    level: float | None = None,
+    rotations_deg: Sequence[float] = (0.0,),
+) -> list[LegSlice]:
+    """Split one leg's muscle compartment into muscle groups, once per leg rotation.
+
+    Fascia, ridge and fat maps do not depend on the rotation: they are computed once and
+    only the seeds, the watershed and the rules after it are redone per rotation.
+
     Parameters
     ----------
     sl : ndarray (j, i)
@@ -376,10 +411,15 @@ def segment_leg_slice(
     level : float, optional
         Relative level of the slice along the femoral shaft (0 distal, 1 proximal);
         ``None`` uses the mid-thigh seed model.
-    rotation_deg : float
-        Rotation of the leg about the femur (degrees, positive = the front of the thigh
-        turned laterally, i.e. external rotation): turns the seed model and the medial
-        septum limit with it.
+    rotations_deg : sequence of float
+        Rotations of the leg about the femur (degrees, positive = the front of the thigh
+        turned laterally, i.e. external rotation): each turns the seed model and the
+        medial septum limit with it.
+
+    Returns
+    -------
+    list of LegSlice
+        One per rotation, in the order given.
     """
     si, sj = spacing_ij
     px = min(si, sj)
@@ -529,7 +569,28 @@ def segment_leg_slice(
     grad = grad / max(float(np.percentile(grad[inside], 99)), 1e-6) if inside.any() else grad
     elev = ridge + fatness + W_GRAD * grad
 
-    markers = np.zeros(sl.shape, dtype=np.int32)
+    return [
+        _partition(elev, inside, theta, u, level, rot, muscle_like, ridge, sm, fat_bright, (si, sj))
+        for rot in rotations_deg
+    ]
+
+
+def _partition(
+    elev: np.ndarray,
+    inside: np.ndarray,
+    theta: np.ndarray,
+    u: np.ndarray,
+    level: float | None,
+    rotation_deg: float,
+    muscle_like: np.ndarray,
+    ridge: np.ndarray,
+    sm: np.ndarray,
+    fat_bright: bool,
+    spacing_ij: tuple[float, float],
+) -> LegSlice:
+    """Seeds of the (turned) model, watershed on ``elev`` and the rules after it."""
+    si, sj = spacing_ij
+    markers = np.zeros(inside.shape, dtype=np.int32)
     for n, (_, (t0, t1), (u0, u1)) in enumerate(marker_model(level), start=1):
         if t1 >= t0:  # (an empty range stays empty)
             t0, t1 = t0 + rotation_deg, t1 + rotation_deg
