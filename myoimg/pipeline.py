@@ -534,7 +534,11 @@ def _parameters(options: PipelineOptions) -> dict[str, Any]:
 def _finish(staging: Path, visits: dict[str, dict[str, Any]], options: PipelineOptions,
             progress: Progress, changes: dict | None = None, rules: dict | None = None) -> None:
     from myoimg.compare import RESPONSE_DISCLAIMER
-    from myoimg.report.data import pseudonym, pseudonym_key  # one rule for results and reports
+    from myoimg.report.data import (  # one rule for results and reports
+        pseudonym,
+        pseudonym_key,
+        pseudonym_uid,
+    )
 
     patient = next(iter(visits.values()))["_patient"]
     # One key for the whole run (both visits); warns when it is random for this run only.
@@ -542,6 +546,15 @@ def _finish(staging: Path, visits: dict[str, dict[str, Any]], options: PipelineO
     for entry in visits.values():
         for key in ("_mr_image", "_mr_labels", "_patient"):
             entry.pop(key, None)
+        if pkey:
+            # Folder names of PACS exports often hold the patient's name, and UIDs lead
+            # back to the patient's record: keyed pseudonyms instead (the same key maps a
+            # series to the same UID in every run, so runs can still be matched).
+            entry["source"] = "withheld (--anonymize)"
+            for series in entry["series"].values():
+                for tag in ("series_uid", "frame_of_reference_uid"):
+                    if series and series.get(tag):
+                        series[tag] = pseudonym_uid(series[tag], pkey.key)
     results: dict[str, Any] = {
         "myoimg_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

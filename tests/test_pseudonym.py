@@ -22,7 +22,13 @@ import myoimg.report.data as data_mod
 from myoimg.cli import main
 from myoimg.errors import MyoimgError
 from myoimg.pipeline import PipelineOptions
-from myoimg.report.data import PSEUDONYM_KEY_ENV, load_report_data, pseudonym, pseudonym_key
+from myoimg.report.data import (
+    PSEUDONYM_KEY_ENV,
+    load_report_data,
+    pseudonym,
+    pseudonym_key,
+    pseudonym_uid,
+)
 
 KEY = b"study-42 secret key, 32 bytes.."  # >= 16 bytes: no short-key warning
 
@@ -58,6 +64,19 @@ def test_known_value_and_key_dependence():
     assert pseudonym("Müller-7", KEY) == expected("Müller-7", KEY)
     with pytest.raises(ValueError):
         pseudonym("12345", b"")
+
+
+def test_uid_replacement_is_a_valid_keyed_uid():
+    uid = "1.2.826.0.1.3680043.8.498.42341157314555186912662622228049903119"
+    digest = hmac.new(KEY, uid.encode("ascii"), "sha256").digest()
+    want = "2.25." + str(int.from_bytes(digest[:16], "big"))
+    assert pseudonym_uid(uid, KEY) == want
+    # PS3.5 9.1: digits and dots, no leading zero in a component, at most 64 characters.
+    assert re.fullmatch(r"2\.25\.(0|[1-9][0-9]*)", want) and len(want) <= 64
+    assert pseudonym_uid(uid, b"other key") != want
+    assert pseudonym_uid(uid + "1", KEY) != want
+    with pytest.raises(ValueError):
+        pseudonym_uid(uid, b"")
 
 
 def test_key_file_and_environment_give_the_same_pseudonym_as_the_key(key_file, monkeypatch):
@@ -188,7 +207,8 @@ def test_analyze_anonymized_outputs_hold_no_id_and_no_key(sample_data, tmp_path,
                                                           no_env_key):
     import pydicom
 
-    folder = _pet_ct_visit(sample_data, tmp_path)
+    # Named as PACS exports often are: after the patient.
+    folder = _pet_ct_visit(sample_data, tmp_path).rename(tmp_path / "DOE_JANE_20250520")
     patient_id = str(pydicom.dcmread(next(folder.iterdir()), stop_before_pixels=True).PatientID)
     assert patient_id  # the test is void without an id to look for
     out = tmp_path / "out"
@@ -201,6 +221,17 @@ def test_analyze_anonymized_outputs_hold_no_id_and_no_key(sample_data, tmp_path,
     texts = {name: (out / name).read_text(encoding="utf-8")
              for name in ("results.json", "metrics.csv", "myoimg.log")}
     assert "pseudonym" in texts["myoimg.log"]  # the parameters line is there
+    # Source folder and UIDs lead back to the patient: keyed replacements instead.
+    head = pydicom.dcmread(next(folder.iterdir()), stop_before_pixels=True)
+    uids = [str(head.SeriesInstanceUID), str(head.FrameOfReferenceUID),
+            str(head.StudyInstanceUID)]
+    visit = results["visits"]["baseline"]
+    assert visit["source"] == "withheld (--anonymize)"
+    series = [s for s in visit["series"].values() if s]
+    assert pseudonym_uid(str(head.SeriesInstanceUID), KEY) in {s["series_uid"] for s in series}
     for name, text in texts.items():
         assert patient_id not in text, name
         assert KEY.decode() not in text, name
+        assert str(folder) not in text and folder.name not in text, name
+        for uid in uids:
+            assert uid not in text, (name, uid)

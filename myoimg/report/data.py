@@ -39,6 +39,7 @@ __all__ = [
     "read_lps",
     "pseudonym",
     "pseudonym_key",
+    "pseudonym_uid",
     "PseudonymKey",
     "PSEUDONYM_KEY_ENV",
     "fmt_value",
@@ -247,6 +248,21 @@ def pseudonym(patient_id: str, key: bytes | None = None) -> str:
         raise ValueError("empty pseudonym key")
     digest = hmac.new(key, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()
     return f"anon-{digest[:12]}"
+
+
+def pseudonym_uid(uid: str, key: bytes) -> str:
+    """Keyed replacement of a DICOM UID: ``2.25.`` + 128 bits of HMAC-SHA256 as a decimal.
+
+    A study/series UID leads back to the patient's record in the PACS, so pseudonymised
+    outputs carry this instead (as the de-identification profiles of DICOM PS3.15 E
+    replace UIDs). The same UID and key give the same replacement, so outputs of one
+    series still match each other; ``2.25.`` is the root for UUID-derived UIDs (PS3.5
+    B.2), and the result has at most 44 characters (limit 64).
+    """
+    if not key:
+        raise ValueError("empty pseudonym key")
+    digest = hmac.new(key, uid.encode("ascii", "replace"), hashlib.sha256).digest()
+    return "2.25." + str(int.from_bytes(digest[:16], "big"))
 
 
 def read_lps(path: Path) -> sitk.Image:
