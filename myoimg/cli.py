@@ -139,6 +139,9 @@ def _add_analysis_options(p: argparse.ArgumentParser, compare: bool) -> None:
                    "(default) or are left out of the oedema fraction")
     p.add_argument("--no-erode", action="store_true", help="do not erode muscles by one in-plane "
                    "voxel before counting oedema")
+    p.add_argument("--oedema-min-cluster", type=int, default=3, metavar="N",
+                   help="fewest in-plane connected voxels of an oedema cluster; smaller groups "
+                   "above the threshold are noise (default 3; 0 counts every voxel)")
     p.add_argument("--avid-threshold", default=None, help="FAPI-avid SUV threshold: a number (SUV) "
                    "or 'ref+2sd' (default: see README)")
     p.add_argument("--suv-type", choices=("bw", "lbm", "bsa"), default="bw")

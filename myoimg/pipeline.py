@@ -37,6 +37,7 @@ from myoimg.errors import MyoimgError, OutputExistsError, RegistrationError, Ser
 from myoimg.io.atomic import atomic_write_text
 from myoimg.progress import Progress
 from myoimg.quantify.metrics import METRIC_UNITS
+from myoimg.quantify.mri import MIN_OEDEMA_CLUSTER_VOXELS
 
 __all__ = ["PipelineOptions", "analyze_visit", "run_analyze", "run_compare", "segment_command"]
 
@@ -59,6 +60,7 @@ class PipelineOptions:
     oedema_baseline: str = "per-muscle"  # healthy level: "per-muscle" or "reference"
     oedema_rim: str = "nearest"  # eroded rim: "nearest" interior class or "excluded"
     erode_inplane: int = 1
+    oedema_min_cluster: int = MIN_OEDEMA_CLUSTER_VOXELS  # voxels of the smallest oedema cluster
     avid_threshold: str | float | None = None
     suv_type: str = "bw"
     resample_nonuniform: bool = False
@@ -118,6 +120,7 @@ class PipelineOptions:
             oedema_baseline=args.oedema_baseline,
             oedema_rim=args.oedema_rim,
             erode_inplane=0 if args.no_erode else 1,
+            oedema_min_cluster=args.oedema_min_cluster,
             avid_threshold=_number_or_text(args.avid_threshold),
             suv_type=args.suv_type,
             resample_nonuniform=args.resample_nonuniform,
@@ -320,6 +323,7 @@ def analyze_visit(
             erode_inplane=options.erode_inplane,
             healthy_level=options.oedema_baseline,
             rim=options.oedema_rim,
+            min_cluster=options.oedema_min_cluster,
         )
         entry["mri_reference"] = mri.reference_summary() | {
             "raw_sd": float(mri.reference.sd), "n_voxels": int(mri.reference.n_voxels),

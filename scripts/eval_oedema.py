@@ -36,6 +36,7 @@ from myoimg.io import load_series, read_nifti, scan, select_series
 from myoimg.labels import QUADRICEPS
 from myoimg.quantify.mri import (
     DEFAULT_OEDEMA_THRESHOLD,
+    MIN_OEDEMA_CLUSTER_VOXELS,
     N4_ITERATIONS_PER_LEVEL,
     n4_levels,
     oedema_metrics,
@@ -58,7 +59,8 @@ def corrected_visit(study: Path, visit: str) -> tuple[sitk.Image, sitk.Image]:
 
 
 def evaluate(studies: list[Path], methods: list[tuple[str, str, str]], erode: int) -> dict:
-    """Print measured vs true oedema fractions; ``methods`` = (healthy_level, threshold, rim)."""
+    """Print measured vs true oedema fractions; ``methods`` = (healthy_level, threshold, rim,
+    min_cluster)."""
     rules = ["/".join(m) for m in methods]
     worst: dict = {}
     for study in studies:
@@ -69,10 +71,10 @@ def evaluate(studies: list[Path], methods: list[tuple[str, str, str]], erode: in
             t_n4 = time.perf_counter() - t0
             tm = truth["visits"][visit]["muscles"]
             results = {}
-            for rule, (level, threshold, rim) in zip(rules, methods, strict=True):
+            for rule, (level, threshold, rim, min_cluster) in zip(rules, methods, strict=True):
                 results[rule] = oedema_metrics(
                     image, labels, threshold=threshold, healthy_level=level, rim=rim,
-                    erode_inplane=erode, bias_correct=False,
+                    erode_inplane=erode, bias_correct=False, min_cluster=int(min_cluster),
                 )
             print(f"\n{study.name} {visit} (variant {truth['variant']}, N4 {t_n4:.0f} s)")
             print("  " + "; ".join(f"[{n}] {r}" for n, r in enumerate(rules)))
@@ -112,21 +114,23 @@ def evaluate(studies: list[Path], methods: list[tuple[str, str, str]], erode: in
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("studies", nargs="+", type=Path, help="phantom study folders")
-    p.add_argument("--method", action="append", default=None, metavar="LEVEL/THRESHOLD/RIM",
-                   help="healthy_level/threshold/rim of oedema_metrics, e.g. "
-                        "per-muscle/mean+3sd/nearest, or reference/mean+2sd/excluded (the rule "
+    p.add_argument("--method", action="append", default=None,
+                   metavar="LEVEL/THRESHOLD/RIM/MINCLUSTER",
+                   help="healthy_level/threshold/rim/min_cluster of oedema_metrics, e.g. "
+                        "per-muscle/mean+3sd/nearest, per-muscle/mean+2sd/nearest/0 (every "
+                        "voxel above the threshold), or reference/mean+2sd/excluded/0 (the rule "
                         "before issue #5's fix); repeatable; a missing part takes the "
                         "function's default. Default: those two")
     p.add_argument("--erode", type=int, default=1,
                    help="erode_inplane of oedema_metrics (the pipeline's default is 1)")
     args = p.parse_args(argv)
-    specs = args.method or ["reference/mean+2sd/excluded",
+    specs = args.method or ["reference/mean+2sd/excluded/0",
                             f"per-muscle/{DEFAULT_OEDEMA_THRESHOLD}/nearest"]
     methods = []
     for spec in specs:
-        parts = (spec.split("/") + ["", "", ""])[:3]
+        parts = (spec.split("/") + ["", "", "", ""])[:4]
         methods.append((parts[0] or "per-muscle", parts[1] or DEFAULT_OEDEMA_THRESHOLD,
-                        parts[2] or "nearest"))
+                        parts[2] or "nearest", parts[3] or str(MIN_OEDEMA_CLUSTER_VOXELS)))
     res = evaluate(args.studies, methods, args.erode)
     return 0 if res["ok"] else 1
 

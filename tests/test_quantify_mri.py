@@ -13,7 +13,9 @@ from myoimg.labels import QUADRICEPS
 from myoimg.quantify.mri import (
     DEFAULT_OEDEMA_THRESHOLD,
     HEALTHY_LEVEL_BOUND,
+    MIN_OEDEMA_CLUSTER_VOXELS,
     MRI_METRICS,
+    drop_small_clusters,
     n4_levels,
     oedema_metrics,
     parse_threshold,
@@ -221,7 +223,9 @@ def test_thin_muscle_measured_uneroded_with_warning():
     img = np.where(lab > 0, 100.0, 0.0)
     img[:, 2:4, 4] = 300.0
     image, labels = _images(img, lab)
-    q = oedema_metrics(image, labels, reference_labels=[14], bias_correct=False)
+    # (The 2-voxel bright run per slice is a cluster below the default minimum: count
+    # every voxel here.)
+    q = oedema_metrics(image, labels, reference_labels=[14], bias_correct=False, min_cluster=0)
     assert q.muscles["R_VM"]["oedema_fraction"] == pytest.approx(2 / 6)
     assert any("R_VM" in w for w in q.warnings)
     # 12 voxels: too few for an own healthy mode -> the reference level (1.0).
@@ -256,10 +260,11 @@ def test_n4_restores_flat_muscle_and_oedema_fraction():
     image, labels = _images((truth + noise) * bias, lab, spacing=(2.0, 2.0, 5.0))
     eroded_n = erode_inplane_mask(lab > 0, 1).sum()
     block = (16 * 16 * 6) / eroded_n
-    # Healthy voxels above mean + 2 SD: the one-sided normal tail, 2.28%.
+    # Healthy voxels above mean + 2 SD: the one-sided normal tail, 2.28% (every voxel
+    # counted: min_cluster=0).
     expected = block + (1 - block) * 0.0228
     old = {"threshold": "mean+2sd", "healthy_level": "reference", "erode_inplane": 1,
-           "rim": "excluded"}
+           "rim": "excluded", "min_cluster": 0}
     q_raw = oedema_metrics(image, labels, bias_correct=False, **old)
     q = oedema_metrics(image, labels, bias_correct=True, **old)
     norm = sitk.GetArrayFromImage(q.normalised)
@@ -362,7 +367,7 @@ def test_per_muscle_level_0_50_100_percent_oedema():
 def test_per_muscle_2sd_counts_own_tail_not_level_difference():
     (image, labels), _ = _level_phantom()
     kw = {"reference_labels": [14], "erode_inplane": 0, "bias_correct": False,
-          "threshold": "mean+2sd"}  # fmt: skip
+          "threshold": "mean+2sd", "min_cluster": 0}  # fmt: skip  (per-voxel tails)
     pm = oedema_metrics(image, labels, healthy_level="per-muscle", **kw)
     ref = oedema_metrics(image, labels, healthy_level="reference", **kw)
     # Per muscle: 2 SD above R_VL's own level 106 -> the one-sided normal tail, 2.28 %.
@@ -419,3 +424,42 @@ def test_bounded_healthy_level():
     assert bounded_healthy_level(fatty[:4300], 50.0, bound=0.1) == (50.0, None)
     with pytest.raises(ValueError):
         bounded_healthy_level(np.ones(600), 1.0, bound=1.0)
+
+
+# ---------------------------------------------------------------- noise clusters
+
+
+def test_drop_small_clusters_in_plane_8_connected():
+    m = np.zeros((2, 8, 8), bool)
+    m[0, 1, 1] = True  # single voxel
+    m[0, 1, 4] = m[0, 1, 5] = True  # pair
+    m[0, 4, 1] = m[0, 5, 2] = m[0, 6, 3] = True  # diagonal chain of 3 (8-connected)
+    m[0, 6, 6] = m[1, 6, 6] = m[1, 6, 7] = True  # 1 on slice 0 + 2 on slice 1 (not joined)
+    kept = drop_small_clusters(m, 3)
+    assert kept.sum() == 3 and kept[0, 4, 1] and kept[0, 5, 2] and kept[0, 6, 3]
+    assert drop_small_clusters(m, 2).sum() == 3 + 2 + 2
+    assert (drop_small_clusters(m, 0) == m).all() and (drop_small_clusters(m, 1) == m).all()
+
+
+def test_min_cluster_removes_the_noise_tail_not_oedema():
+    (image, labels), _ = _level_phantom()
+    kw = {"reference_labels": [14], "erode_inplane": 0, "bias_correct": False,
+          "threshold": "mean+2sd"}  # fmt: skip
+    assert MIN_OEDEMA_CLUSTER_VOXELS == 3
+    q = oedema_metrics(image, labels, **kw)  # default: clusters of >= 3 voxels
+    every = oedema_metrics(image, labels, min_cluster=0, **kw)
+    # Independent noise: a voxel above mean + 2 SD (p = 2.28 %) is in a cluster of >= 3
+    # only if one of its 8 in-plane neighbours is above too (p <= 1 - 0.9772^8 = 17 %):
+    # at most 0.39 % of healthy voxels stay, against the 2.28 % tail voxel by voxel.
+    bound = _sf(2.0) * (1 - (1 - _sf(2.0)) ** 8)
+    for m in ("R_VL", "R_RF", "R_HAM"):
+        assert every.muscles[m]["oedema_fraction"] == pytest.approx(_sf(2.0), abs=0.006)
+        assert q.muscles[m]["oedema_fraction"] < bound
+    # The confluent oedema (a 25 x 50 block per slice) is kept whole.
+    assert q.muscles["R_VM"]["oedema_fraction"] == pytest.approx(0.5, abs=0.004)
+    assert q.muscles["R_VI"]["oedema_fraction"] == 1.0
+    assert q.parameters["min_cluster_voxels"] == 3
+    with pytest.raises(MyoimgError, match="min_cluster"):
+        oedema_metrics(image, labels, min_cluster=-1, **kw)
+    with pytest.raises(MyoimgError, match="min_cluster"):
+        oedema_metrics(image, labels, min_cluster=2.5, **kw)
