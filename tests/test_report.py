@@ -239,6 +239,14 @@ def test_methods_page(compare_out):
         assert text in " ".join(page.split()), text
 
 
+def test_methods_page_states_the_oedema_cluster_rule():
+    from myoimg.report.pages import _cluster_note
+
+    assert "clusters of >= 3 in-plane" in _cluster_note({"mri_parameters": {"min_cluster_voxels": 3}})
+    assert "every voxel" in _cluster_note({"mri_parameters": {"min_cluster_voxels": 0}})
+    assert _cluster_note({"mri_parameters": {}}) == ""  # results from before the rule
+
+
 @needs_poppler
 def test_compare_pages_render_non_blank(compare_out, tmp_path):
     out, _, _ = compare_out

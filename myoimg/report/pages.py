@@ -224,6 +224,16 @@ def _vmax_suv(data: ReportData, cache: dict) -> float:
     return cache["suv_vmax"]
 
 
+def _cluster_note(vis: dict) -> str:
+    """The smallest oedema cluster counted (methods page); empty for older results."""
+    n = (vis.get("mri_parameters") or {}).get("min_cluster_voxels")
+    if n is None:
+        return ""
+    if n <= 1:
+        return "; every voxel above it counted"
+    return f"; counted in clusters of >= {int(n)} in-plane connected voxels (smaller: noise)"
+
+
 def _healthy_level_note(vis: dict) -> str:
     """How the per-muscle healthy levels moved the oedema threshold (methods page)."""
     par = vis.get("mri_parameters") or {}
@@ -482,7 +492,8 @@ def _methods_lines(data: ReportData) -> list[tuple[str, str]]:
                 "body",
                 "Oedema threshold (normalised T2-FS) at the reference level: "
                 + _fmt_scalar(vis.get("oedema_threshold_norm"))
-                + _healthy_level_note(vis),
+                + _healthy_level_note(vis)
+                + _cluster_note(vis),
             )
         )
         pref = vis.get("pet_reference")
