@@ -78,7 +78,14 @@ class PipelineOptions:
     quiet: bool = False
 
     def __post_init__(self) -> None:
-        # Check the pseudonym key now rather than after minutes of processing.
+        # Check what can be checked now rather than after minutes of processing.
+        if isinstance(self.oedema_min_cluster, bool) or not (
+            isinstance(self.oedema_min_cluster, int) and self.oedema_min_cluster >= 0
+        ):
+            raise MyoimgError(
+                f"--oedema-min-cluster must be a whole number of voxels >= 0, got "
+                f"{self.oedema_min_cluster!r}"
+            )
         if self.pseudonym_key_file is not None:
             if not self.anonymize:
                 raise MyoimgError("--pseudonym-key-file is only used with --anonymize")

@@ -157,3 +157,10 @@ def test_analyze_names_the_visit(sample_data, tmp_path):
     assert (out / "followup" / "suv.nii.gz").is_file() and not (out / "baseline").exists()
     with pytest.raises(MyoimgError, match="unknown visit"):
         run_analyze(folder, tmp_path / "o2", PipelineOptions(quiet=True), visit="../x")
+
+
+def test_bad_oedema_min_cluster_refused_before_any_work():
+    for bad in (-1, 2.5, True, "3"):
+        with pytest.raises(MyoimgError, match="--oedema-min-cluster"):
+            PipelineOptions(oedema_min_cluster=bad)
+    assert PipelineOptions(oedema_min_cluster=0).oedema_min_cluster == 0

@@ -459,6 +459,7 @@ def test_min_cluster_removes_the_noise_tail_not_oedema():
     assert q.muscles["R_VM"]["oedema_fraction"] == pytest.approx(0.5, abs=0.004)
     assert q.muscles["R_VI"]["oedema_fraction"] == 1.0
     assert q.parameters["min_cluster_voxels"] == 3
+    assert every.parameters["clusters"] == "every voxel above the threshold is oedema"
     with pytest.raises(MyoimgError, match="min_cluster"):
         oedema_metrics(image, labels, min_cluster=-1, **kw)
     with pytest.raises(MyoimgError, match="min_cluster"):

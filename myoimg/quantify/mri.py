@@ -518,7 +518,9 @@ def oedema_metrics(
         "rim": rim,
         "min_cluster_voxels": int(min_cluster),
         "clusters": "oedema = clusters (in-plane 8-connected, per slice, per muscle) of at "
-        f"least {int(min_cluster)} voxels above the threshold; smaller ones are noise",
+        f"least {int(min_cluster)} voxels above the threshold; smaller ones are noise"
+        if min_cluster > 1
+        else "every voxel above the threshold is oedema",
         "oedema_fraction": "oedema voxels / voxels of the full label; the rim removed by "
         "erosion takes the class of the nearest kept voxel (same slice first)"
         if rim == "nearest"
