@@ -362,3 +362,27 @@ def test_rotated_leg_is_found_from_its_septa(monkeypatch):
     monkeypatch.setattr("myoimg.segment.auto.ROTATION_CANDIDATES_DEG", (0.0,))
     _, neutral = scores()
     assert np.mean(list(neutral.values())) < np.mean(list(turned.values())) - 0.03, neutral
+
+
+def test_leg_missing_its_femur_on_some_slices_is_reported():
+    """The left femur is invisible on the top slices (filled with muscle signal): the
+    left leg cannot be segmented there, and the result says so instead of silently
+    leaving it out."""
+    img, _ = make_phantom(False, nz=8)
+    arr = sitk.GetArrayFromImage(img)
+    jj, ii = np.mgrid[0 : arr.shape[1], 0 : arr.shape[2]]
+    left_bone = np.hypot(-190.0 + ii - 90.0, -100.0 + jj) <= FEMUR_R
+    arr[5:, left_bone] = 500.0  # muscle level of the fat-suppressed phantom
+    hidden = sitk.GetImageFromArray(arr)
+    hidden.CopyInformation(img)
+    res = segment_thigh(hidden)
+    msg = [m for m in res.messages if m.startswith("left femur not found")]
+    assert len(msg) == 1, res.messages
+    missing = [int(k) for k in re.findall(r"\d+", msg[0].split("[")[1].split("]")[0])]
+    assert 7 in missing and set(missing) <= {5, 6, 7}
+    assert not any(m.startswith("right femur not found") for m in res.messages)
+    lab = sitk.GetArrayFromImage(res.labels)
+    left_ids = [BY_NAME[f"L_{g}"].id for g in ("VL", "VM", "VI", "RF")]
+    for k in missing:
+        assert not np.isin(lab[k], left_ids).any()
+    assert np.isin(lab[0], left_ids).any()  # below, the left leg is segmented

@@ -384,6 +384,15 @@ def segment_thigh(
 
     if len(picks) == 2:
         sides = ("R", "L")
+        # A leg whose femur is missed where the other leg's is found would be left out of
+        # those slices without a word: say so.
+        for n, name in enumerate(("right", "left")):
+            only_other = [k for k in range(nz) if picks[n][k] is None and picks[1 - n][k]]
+            if only_other:
+                messages.append(
+                    f"{name} femur not found on slice(s) {only_other} where the other one is: "
+                    f"the {name} leg is not segmented there"
+                )
     else:
         k_mid = [k for k in range(nz) if picks[0][k] is not None]
         leg_x = []
