@@ -58,7 +58,7 @@ def corrected_visit(study: Path, visit: str) -> tuple[sitk.Image, sitk.Image]:
     return n4_correct(t2.image, mask, iterations=iterations), labels
 
 
-def evaluate(studies: list[Path], methods: list[tuple[str, str, str]], erode: int) -> dict:
+def evaluate(studies: list[Path], methods: list[tuple[str, str, str, str]], erode: int) -> dict:
     """Print measured vs true oedema fractions; ``methods`` = (healthy_level, threshold, rim,
     min_cluster)."""
     rules = ["/".join(m) for m in methods]

@@ -387,7 +387,9 @@ def segment_thigh(
         # A leg whose femur is missed where the other leg's is found would be left out of
         # those slices without a word: say so.
         for n, name in enumerate(("right", "left")):
-            only_other = [k for k in range(nz) if picks[n][k] is None and picks[1 - n][k]]
+            only_other = [
+                k for k in range(nz) if picks[n][k] is None and picks[1 - n][k] is not None
+            ]
             if only_other:
                 messages.append(
                     f"{name} femur not found on slice(s) {only_other} where the other one is: "
