@@ -11,7 +11,7 @@ worst absolute error per visit, for each healthy-level rule asked for.
 
 N4 is run once per visit (slow part) and the corrected image is then quantified with
 ``bias_correct=False``; this is the same computation as ``oedema_metrics(image, labels)``
-with its default N4 (mask = labelled voxels), just shared between the rules compared.
+with its default N4 (mask = the labelled muscles, holes filled), just shared between the rules compared.
 
 Usage::
 
@@ -38,6 +38,7 @@ from myoimg.quantify.mri import (
     DEFAULT_OEDEMA_THRESHOLD,
     MIN_OEDEMA_CLUSTER_VOXELS,
     N4_ITERATIONS_PER_LEVEL,
+    muscle_envelope,
     n4_levels,
     oedema_metrics,
 )
@@ -53,7 +54,7 @@ def corrected_visit(study: Path, visit: str) -> tuple[sitk.Image, sitk.Image]:
     labels = sitk.Cast(labels, sitk.sitkUInt8)
     # NIfTI round trip: copy the exact DICOM geometry (float tolerance) for the grid check.
     labels.CopyInformation(t2.image)
-    mask = sitk.Cast(labels > 0, sitk.sitkUInt8)
+    mask = muscle_envelope(labels)
     iterations = [N4_ITERATIONS_PER_LEVEL] * n4_levels(t2.image)
     return n4_correct(t2.image, mask, iterations=iterations), labels
 

@@ -16,6 +16,7 @@ from myoimg.quantify.mri import (
     MIN_OEDEMA_CLUSTER_VOXELS,
     MRI_METRICS,
     drop_small_clusters,
+    muscle_envelope,
     n4_levels,
     oedema_metrics,
     parse_threshold,
@@ -464,3 +465,19 @@ def test_min_cluster_removes_the_noise_tail_not_oedema():
         oedema_metrics(image, labels, min_cluster=-1, **kw)
     with pytest.raises(MyoimgError, match="min_cluster"):
         oedema_metrics(image, labels, min_cluster=2.5, **kw)
+
+
+def test_n4_mask_is_the_muscle_envelope_with_holes_filled():
+    # A ring of muscle (label 1) round a femur-like hole, and a separate square (label 14):
+    # the hole is filled, the gap between the two is not, each slice on its own.
+    jj, ii = np.mgrid[0:40, 0:60]
+    r = np.hypot(jj - 20, ii - 20)
+    lab = np.zeros((2, 40, 60), np.uint8)
+    lab[:, (r >= 5) & (r <= 12)] = 1
+    lab[:, 10:30, 40:55] = 14
+    lab[1, 20, 20] = 3  # slice 1: a labelled voxel inside the hole changes nothing
+    _, labels = _images(np.zeros(lab.shape), lab)
+    env = sitk.GetArrayFromImage(muscle_envelope(labels))
+    expected = ((r <= 12) | ((jj >= 10) & (jj < 30) & (ii >= 40) & (ii < 55))).astype(np.uint8)
+    assert (env == expected[None]).all()
+    assert muscle_envelope(labels).GetOrigin() == labels.GetOrigin()
