@@ -480,6 +480,7 @@ def segment_thigh(
     # each candidate angle on a few slices; the angle whose group borders lie on septa
     # (highest mean elevation along them) wins if it beats the neutral model clearly.
     rotations = {}
+    searched = {}  # (side, k) -> leg_slices output of the search slices, kept for reuse
     for n_side, side in enumerate(sides):
         ks = [k for k in range(nz) if picks[n_side][k] is not None]
         ks = [ks[i] for i in np.linspace(0, len(ks) - 1, min(ROTATION_SLICES, len(ks))).astype(int)]
@@ -487,6 +488,7 @@ def segment_thigh(
         n = np.zeros(len(ROTATION_CANDIDATES_DEG))
         for k in ks:
             out = leg_slices(k, side, picks[n_side][k], ROTATION_CANDIDATES_DEG)
+            searched[(side, k)] = out
             if out is not None:
                 e += [r.border_elevation for r in out[3]]
                 n += [r.border_pixels for r in out[3]]
@@ -505,10 +507,17 @@ def segment_thigh(
         for side, p in zip(sides, picks, strict=True):
             if p[k] is None:
                 continue
-            out = leg_slices(k, side, p[k], (rotations[side],))
-            if out is None:
-                continue
-            leg, fmask, bb, (res,) = out
+            if (side, k) in searched:  # the search already split this slice at every turn
+                out = searched.pop((side, k))
+                if out is None:
+                    continue
+                leg, fmask, bb, all_turns = out
+                res = all_turns[ROTATION_CANDIDATES_DEG.index(rotations[side])]
+            else:
+                out = leg_slices(k, side, p[k], (rotations[side],))
+                if out is None:
+                    continue
+                leg, fmask, bb, (res,) = out
             thigh[k][leg] = 1 if side == "R" else 2
             femur_mask[k][fmask] = 1
             muscle[k][bb][res.inside_fascia] = 1
