@@ -158,7 +158,6 @@ FASCIA_BEND = 2.0  # cost per mm of depth change between neighbouring (2-degree)
 FASCIA_EXCL = 2.0  # cost per mm of muscle-like tissue left outside the fascia
 FASCIA_LINE = 1.5  # reward for sitting on a fascia line (dark ridge, 0-1)
 VM_POST_DEG = -120.0  # medial intermuscular septum direction from the femur (postero-medial)
-W_GRAD = 0.0
 # Adductor canal search radius (mm) around the VM/adductor/sartorius junction, the
 # largest vessel-bundle area (mm^2: artery 6-8 mm and vein 8-12 mm wide), and how much
 # brighter than healthy muscle flowing blood is on fat-suppressed images (x).
@@ -563,11 +562,7 @@ def segment_leg_slice_turned(
     ridge = ridge / max(float(np.percentile(ridge[inside], 99)), 1e-6) if inside.any() else ridge
     # Fat itself is a border too (broad intermuscular fat pads).
     fatness = (~muscle_like).astype(np.float32) * W_FAT
-    # Signal steps between neighbouring muscles (one oedematous, one not) are borders too.
-    grad = filters.sobel(ndi.gaussian_filter(norm, 1.0 / px))
-    grad[~inside] = 0
-    grad = grad / max(float(np.percentile(grad[inside], 99)), 1e-6) if inside.any() else grad
-    elev = ridge + fatness + W_GRAD * grad
+    elev = ridge + fatness
 
     return [
         _partition(elev, inside, theta, u, level, rot, muscle_like, ridge, sm, fat_bright, (si, sj))
