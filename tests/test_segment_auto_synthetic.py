@@ -129,7 +129,7 @@ def test_fat_replaced_rectus_stays_inside_fascia():
         assert dice(lab == lid, truth == lid) >= 0.5
 
 
-@pytest.mark.parametrize("level", [0.0, 0.5])
+@pytest.mark.parametrize("level", [0.0, 0.5, 1.0])
 def test_vm_stays_in_front_of_medial_septum(level):
     """VM does not wrap behind the femur where a septum cuts the adductors off it.
 
@@ -156,8 +156,9 @@ def test_vm_stays_in_front_of_medial_septum(level):
     vm = res.groups == comp.GROUPS.index("VM") + 1
     assert vm.sum() > 500
     # res.theta: the frame's own angles (measured from near the femur centre)
-    assert res.theta[vm].min() >= comp.VM_POST_DEG
-    assert th[vm].min() >= comp.VM_POST_DEG - 5.0
+    limit = comp.vm_posterior_limit(level)
+    assert res.theta[vm].min() >= limit
+    assert th[vm].min() >= limit - 5.0
     # The strip behind the limit went to the adductors instead.
     strip = (r > 14) & (r < 24) & (th < -130.0) & (th > -160.0)
     add = res.groups == comp.GROUPS.index("ADD") + 1

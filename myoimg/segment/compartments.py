@@ -94,9 +94,11 @@ LEVEL_MODEL: dict[str, tuple[tuple[float, tuple[float, float], tuple[float, floa
         (1.0, (-110.0, -70.0), (0.3, 0.8)),
     ),
 }
-# The rectus femoris belly ends in the quadriceps tendon in the distal fifth of the thigh:
-# no RF seed below this level (the tendon is not muscle).
-RF_MIN_LEVEL = 0.15
+# The rectus femoris belly ends in the quadriceps tendon some 6-8 cm above the distal end
+# of the femoral shaft (the tendon is not muscle): no RF seed below this level (0.2 of
+# SHAFT_MM is 6 cm). The real development case's RF ends between levels 0.2 and 0.36;
+# 0.15 seeded RF on its tendon.
+RF_MIN_LEVEL = 0.2
 GMAX_LEVEL = 0.9
 GMAX_DEG = (125.0, 165.0)
 
@@ -110,6 +112,13 @@ def _interp(keys, f: float):
         hi = [np.interp(f, lv, [k[part][1] for k in keys])]
         out.append((float(lo[0]), float(hi[0])))
     return out[0], out[1]
+
+
+def vm_posterior_limit(level: float | None = None) -> float:
+    """VM's posterior limit (degrees, negative = medial) at a relative level along the
+    femoral shaft (0 distal, 1 proximal; ``None``: mid-thigh), from :data:`VM_POST_LEVELS`."""
+    f = 0.5 if level is None else float(np.clip(level, 0.0, 1.0))
+    return float(np.interp(f, [lv for lv, _ in VM_POST_LEVELS], [d for _, d in VM_POST_LEVELS]))
 
 
 def marker_model(level: float | None = None):
@@ -157,7 +166,15 @@ TEXTURE_MUSCLE = 0.10  # ...and of streaky fat-replaced muscle (fibres in fat)
 FASCIA_BEND = 2.0  # cost per mm of depth change between neighbouring (2-degree) bins
 FASCIA_EXCL = 2.0  # cost per mm of muscle-like tissue left outside the fascia
 FASCIA_LINE = 1.5  # reward for sitting on a fascia line (dark ridge, 0-1)
-VM_POST_DEG = -120.0  # medial intermuscular septum direction from the femur (postero-medial)
+# VM's posterior limit (degrees from anterior, medial negative) by level along the shaft
+# (0 distal, 1 proximal), piecewise linear: the medial intermuscular septum leaves the
+# femur postero-medially, and VM wraps furthest back above the knee, where its oblique
+# part fills the medial thigh; proximally it is an antero-medial strip with the
+# adductors and sartorius medial of it. Checked against both references: the VM of the
+# real development case has 95 % of its voxels in front of -70..-100 deg above
+# mid-thigh and of -107..-136 deg below it; the generated studies' (levels 0.25-0.77)
+# in front of -64..-81 deg.
+VM_POST_LEVELS = ((0.0, -135.0), (0.25, -120.0), (0.5, -105.0), (1.0, -95.0))
 # Adductor canal search radius (mm) around the VM/adductor/sartorius junction, the
 # largest vessel-bundle area (mm^2: artery 6-8 mm and vein 8-12 mm wide), and how much
 # brighter than healthy muscle flowing blood is on fat-suppressed images (x).
@@ -600,7 +617,7 @@ def _partition(
     # back of the femur to the lateral side).
     vm, add = GROUPS.index("VM") + 1, GROUPS.index("ADD") + 1
     turned = (theta - rotation_deg + 180.0) % 360.0 - 180.0
-    groups[(groups == vm) & (np.abs(turned) > -VM_POST_DEG)] = add
+    groups[(groups == vm) & (np.abs(turned) > -vm_posterior_limit(level))] = add
     both = np.zeros(groups.shape, dtype=bool)
     for shift in ((0, 1), (1, 0)):
         nb = np.roll(groups, shift, axis=(0, 1))
