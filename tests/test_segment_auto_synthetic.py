@@ -387,3 +387,25 @@ def test_leg_missing_its_femur_on_some_slices_is_reported():
     for k in missing:
         assert not np.isin(lab[k], left_ids).any()
     assert np.isin(lab[0], left_ids).any()  # below, the left leg is segmented
+
+
+def test_body_outline_drops_ghost_streak():
+    """A thin bright streak touching the skin (phase-encoding ghost of a vessel) is not body.
+
+    Disc of radius 70 mm (0.75 mm pixels) with a 4 mm wide, 30 mm long streak of tissue
+    brightness leaving its front: before the 8 mm opening the streak joined the outline
+    and the fascia model read its tip as skin.
+    """
+    from myoimg.segment.thigh import body_mask
+
+    px = 0.75
+    jj, ii = np.mgrid[0:300, 0:300].astype(float) * px
+    r = np.hypot(ii - 112.5, jj - 112.5)
+    sl = np.where(r <= 70.0, 300.0, 0.0)
+    streak = (np.abs(ii - 112.5) <= 2.0) & (jj < 112.5) & (r > 69.0) & (r < 100.0)
+    sl[streak] = 300.0
+    body = body_mask(sl[None].astype(np.float32), (px, px))[0]
+    assert not body[streak & (r > 78.0)].any()  # (a fillet where it meets the skin)
+    disc = r <= 70.0
+    assert (body & disc).sum() / disc.sum() > 0.99
+    assert not (body & (r > 78.0)).any()
