@@ -409,3 +409,4 @@ def test_body_outline_drops_ghost_streak():
     disc = r <= 70.0
     assert (body & disc).sum() / disc.sum() > 0.99
     assert not (body & (r > 78.0)).any()
+

@@ -25,6 +25,7 @@ from scipy import ndimage as ndi
 
 from ..errors import SegmentationError
 from ..labels import BY_NAME
+from .bias import n4_correct
 from .compartments import GROUPS, segment_leg_slice_turned
 from .contrast import detect_contrast, normalise_contrast
 from .femur import MIN_FEMUR_SEPARATION_MM, FemurCandidate, find_femurs
@@ -293,6 +294,7 @@ def segment_thigh(
     contrast: str = "auto",
     header=None,
     progress: Callable[[str, float], None] | None = None,
+    bias_correct: bool = True,
 ) -> SegmentationResult:
     """Segment the quadriceps heads (and neighbouring muscle groups) of both thighs.
 
@@ -307,6 +309,10 @@ def segment_thigh(
         First header of the series, used by ``contrast="auto"``.
     progress : callable(step: str, fraction: float), optional
         Called with a step name and the fraction done (0-1).
+    bias_correct : bool
+        Divide the image by its N4 bias field (:func:`myoimg.segment.bias.n4_correct`,
+        fitted inside the body outline) before anything else: coil shading makes one
+        side of a thigh darker, and the fat/muscle levels are set per leg.
 
     Returns
     -------
@@ -345,6 +351,16 @@ def segment_thigh(
     spacing_ij = (float(sp[0]), float(sp[1]))
 
     body = body_mask(arr, spacing_ij)
+    if bias_correct and body.any():
+        raw = sitk.GetImageFromArray(np.maximum(arr, 0.0))
+        raw.CopyInformation(image)
+        mask = sitk.GetImageFromArray(body.astype(np.uint8))
+        mask.CopyInformation(image)
+        arr = sitk.GetArrayFromImage(n4_correct(raw, mask))
+        messages.append("N4 bias-field correction inside the body outline")
+        # Shading can push a dark side's skin and fat below the air threshold: outline
+        # the body again on the corrected image.
+        body = body_mask(arr, spacing_ij)
     report("body", 0.15)
 
     grids = [slice_grid_lps(image, k) for k in range(nz)]
