@@ -24,6 +24,8 @@ MIN_LIMB_AREA_MM2 = 1500.0
 # wide on the real development case), which the fascia model then reads as skin. The
 # thigh's outline curves with a radius of several cm, so an 8 mm disc leaves it whole.
 OPEN_MM = 8.0
+# In-plane Gaussian (mm) before the air/tissue threshold.
+BODY_SMOOTH_MM = 1.0
 
 
 def _open_mm(m: np.ndarray, radius_mm: float, sampling: tuple[float, float]) -> np.ndarray:
@@ -70,11 +72,16 @@ def body_mask(arr: np.ndarray, spacing_ij: tuple[float, float]) -> np.ndarray:
         Column and row spacing (mm).
     """
     si, sj = spacing_ij
-    thr = _background_threshold(arr)
+    sigma = (BODY_SMOOTH_MM / sj, BODY_SMOOTH_MM / si)
+    sms = np.stack([ndi.gaussian_filter(a.astype(np.float32), sigma=sigma) for a in arr])
+    # The threshold comes from the smoothed image it is applied to: the air's noise spread
+    # shrinks there, while fat-suppressed fat (on STIR barely above the noise floor of a
+    # noisy scan) keeps its mean, so the fat layer stays inside the body.
+    thr = _background_threshold(sms)
     out = np.zeros(arr.shape, dtype=bool)
     px_area = si * sj
     for k in range(arr.shape[0]):
-        sm = ndi.gaussian_filter(arr[k].astype(np.float32), sigma=(1.0 / sj, 1.0 / si))
+        sm = sms[k]
         m = sm > thr
         # Close small gaps in the skin line (chemical-shift dropouts), then fill the inside.
         rad = max(1, int(round(2.0 / min(si, sj))))
