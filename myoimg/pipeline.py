@@ -677,7 +677,8 @@ def segment_command(args: Any) -> int:
                         resample_nonuniform=args.resample_nonuniform)
     progress.stage("segmenting")
     result = segment_thigh(volume.image, contrast=args.contrast,
-                           header=volume.headers[0] if volume.headers else None)
+                           header=volume.headers[0] if volume.headers else None,
+                           bias_correct=not args.no_bias_correction)
     progress.done()
     write_nifti(result.labels, args.output)
     if args.qc:

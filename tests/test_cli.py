@@ -189,3 +189,30 @@ def test_unknown_reference_muscle_is_a_clear_error(capsys, tmp_path):
     code, _, err = _run(capsys, "analyze", str(tmp_path), "-o", str(tmp_path / "o"),
                         "--reference", "R_XYZ")
     _assert_one_line_error(code, err, "R_XYZ")
+
+
+def test_segment_bias_correction_switch_reaches_the_segmenter(tmp_path, capsys, monkeypatch):
+    """N4 runs before segmenting unless --no-bias-correction; the note says which."""
+    import myoimg.segment.auto as auto
+
+    seen = []
+    real = auto.segment_thigh
+
+    def spy(image, **kw):
+        seen.append(kw.get("bias_correct", True))
+        return real(image, **kw)
+
+    monkeypatch.setattr(auto, "segment_thigh", spy)
+    from test_segment_auto_synthetic import make_phantom
+
+    img, _ = make_phantom(False, nz=3)
+    src = tmp_path / "thigh.nii.gz"
+    sitk.WriteImage(img, str(src))
+    outs = []
+    for n, extra in enumerate(((), ("--no-bias-correction",))):
+        code, out, err = _run(capsys, "segment", str(src), "-o", str(tmp_path / f"l{n}.nii.gz"),
+                              *extra)
+        assert code == 0, err
+        outs.append(out)
+    assert seen == [True, False]
+    assert "N4" in outs[0] and "N4" not in outs[1]
