@@ -333,8 +333,15 @@ def segment_thigh(
             progress(step, frac)
 
     messages: list[str] = []
+    arr = sitk.GetArrayFromImage(image).astype(np.float32)
+    arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+    nz = arr.shape[0]
+    sp = image.GetSpacing()
+    spacing_ij = (float(sp[0]), float(sp[1]))
+    body = body_mask(arr, spacing_ij)  # also the contrast check's (one outline, not two)
+
     if contrast == "auto":
-        family, reason = detect_contrast(image, header)
+        family, reason = detect_contrast(image, header, body=body)
     else:
         try:
             family = normalise_contrast(contrast)
@@ -344,13 +351,6 @@ def segment_thigh(
     fat_bright = family == "t1"
     report("contrast", 0.05)
 
-    arr = sitk.GetArrayFromImage(image).astype(np.float32)
-    arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
-    nz = arr.shape[0]
-    sp = image.GetSpacing()
-    spacing_ij = (float(sp[0]), float(sp[1]))
-
-    body = body_mask(arr, spacing_ij)
     if bias_correct and body.any():
         raw = sitk.GetImageFromArray(np.maximum(arr, 0.0))
         raw.CopyInformation(image)

@@ -81,12 +81,13 @@ def _from_header(header) -> tuple[str, str] | None:
     return None
 
 
-def _from_image(image: sitk.Image) -> tuple[str, str]:
+def _from_image(image: sitk.Image, body: np.ndarray | None = None) -> tuple[str, str]:
     arr = sitk.GetArrayViewFromImage(image).astype(np.float32)
     sp = image.GetSpacing()
-    from .thigh import body_mask  # local: avoid a cycle at import time
+    if body is None:
+        from .thigh import body_mask  # local: avoid a cycle at import time
 
-    body = body_mask(arr, (sp[0], sp[1]))
+        body = body_mask(arr, (sp[0], sp[1]))
     ring_vals, deep_vals = [], []
     for k in range(arr.shape[0]):
         if not body[k].any():
@@ -106,15 +107,19 @@ def _from_image(image: sitk.Image) -> tuple[str, str]:
     return "fatsup", f"image: subcutaneous fat not brighter than muscle (ratio {ratio:.2f})"
 
 
-def detect_contrast(image: sitk.Image, header=None) -> tuple[str, str]:
+def detect_contrast(
+    image: sitk.Image, header=None, body: np.ndarray | None = None
+) -> tuple[str, str]:
     """Contrast family (``"fatsup"`` or ``"t1"``) and the reason for the decision.
 
     The header decides when it names the sequence (ScanOptions FS/IR; descriptions with
     STIR/TIRM/SPAIR/FS/water vs T1/fat/in-phase); otherwise the image decides: fat bright
-    relative to the deep thigh (mostly muscle) means a T1-like contrast.
+    relative to the deep thigh (mostly muscle) means a T1-like contrast. ``body``: the
+    (k, j, i) body mask of ``image`` when the caller has it
+    (:func:`myoimg.segment.thigh.body_mask`); computed here otherwise.
     """
     if header is not None:
         got = _from_header(header)
         if got is not None:
             return got
-    return _from_image(image)
+    return _from_image(image, body)
