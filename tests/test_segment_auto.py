@@ -265,6 +265,9 @@ def test_level_model_interpolates_between_anatomical_keypoints():
     assert vm[0.0][1] - vm[0.0][0] > vm[1.0][1] - vm[1.0][0]
     sar = {lv: t for lv, t, _ in LEVEL_MODEL["SAR"]}
     assert sar[0.0][1] < sar[1.0][0]
+    # Below the greater trochanter the lateral shaft is VL's origin: VI's seed stays in front.
+    vi = {lv: t for lv, t, _ in LEVEL_MODEL["VI"]}
+    assert vi[1.0][1] < 45.0 < vi[0.0][1]
     # No rectus femoris seed near the knee (its tendon), one above.
     rf = {lv: dict((g, t) for g, t, _ in marker_model(lv))["RF"] for lv in (0.0, RF_MIN_LEVEL)}
     assert rf[0.0][1] < rf[0.0][0] and rf[RF_MIN_LEVEL][1] > rf[RF_MIN_LEVEL][0]

@@ -65,10 +65,18 @@ GROUPS = tuple(g for g, _, _ in MARKER_MODEL)
 # femoris) to the medial side of the knee (postero-medial above it), so its seed turns
 # along the thigh; the gracilis stays behind it. The adductors reach antero-medially in
 # the upper thigh (adductor longus forms the floor of the femoral triangle) and shrink to
-# the postero-medial adductor magnus toward the knee. The mid-thigh keypoints (0.25,
-# 0.75) were set on the reference study's mid-thigh stack; the ends follow the anatomy
-# above.
+# the postero-medial adductor magnus toward the knee. VI arises from the anterior and
+# lateral shaft, but below the greater trochanter the lateral shaft is VL's origin (the
+# lower border of the trochanter, the gluteal tuberosity and the lateral lip of the linea
+# aspera): VI's seed narrows to the front of the shaft over the top third. The mid-thigh
+# keypoints (0.25, 0.75) were set on the reference study's mid-thigh stack; the ends
+# follow the anatomy above.
 LEVEL_MODEL: dict[str, tuple[tuple[float, tuple[float, float], tuple[float, float]], ...]] = {
+    "VI": (
+        (0.0, (-30.0, 110.0), (0.0, 0.1)),
+        (0.7, (-30.0, 110.0), (0.0, 0.1)),
+        (1.0, (-40.0, 20.0), (0.0, 0.1)),
+    ),
     "VM": (
         (0.0, (-100.0, -40.0), (0.25, 0.8)),
         (0.25, (-90.0, -40.0), (0.25, 0.75)),
