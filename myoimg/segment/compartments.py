@@ -122,18 +122,22 @@ def _interp(keys, f: float):
     return out[0], out[1]
 
 
+def _at_level(table, level: float | None) -> float:
+    """Piecewise-linear value of ((level, value), ...) keypoints; ``None``: mid-thigh."""
+    f = 0.5 if level is None else float(np.clip(level, 0.0, 1.0))
+    return float(np.interp(f, [lv for lv, _ in table], [v for _, v in table]))
+
+
 def vm_posterior_limit(level: float | None = None) -> float:
     """VM's posterior limit (degrees, negative = medial) at a relative level along the
     femoral shaft (0 distal, 1 proximal; ``None``: mid-thigh), from :data:`VM_POST_LEVELS`."""
-    f = 0.5 if level is None else float(np.clip(level, 0.0, 1.0))
-    return float(np.interp(f, [lv for lv, _ in VM_POST_LEVELS], [d for _, d in VM_POST_LEVELS]))
+    return _at_level(VM_POST_LEVELS, level)
 
 
 def vm_depth_limit(level: float | None = None) -> float:
     """VM's largest relative depth u (0 femur, 1 fascia) at a level along the femoral
     shaft (0 distal, 1 proximal; ``None``: mid-thigh), from :data:`VM_DEPTH_LEVELS`."""
-    f = 0.5 if level is None else float(np.clip(level, 0.0, 1.0))
-    return float(np.interp(f, [lv for lv, _ in VM_DEPTH_LEVELS], [d for _, d in VM_DEPTH_LEVELS]))
+    return _at_level(VM_DEPTH_LEVELS, level)
 
 
 def marker_model(level: float | None = None):
@@ -197,7 +201,7 @@ VM_POST_LEVELS = ((0.0, -135.0), (0.25, -120.0), (0.5, -105.0), (1.0, -95.0))
 # gave VM beyond the cap goes to the nearest other group. Both references agree: 95 % of
 # the generated studies' VM lies within u 0.83 / 0.70 / 0.57 at levels 0.55 / 0.62 /
 # 0.72, of the real case's within 0.25-0.5 above level 0.75.
-VM_DEPTH_LEVELS = ((0.0, 9.0), (0.5, 9.0), (0.75, 0.7), (1.0, 0.5))
+VM_DEPTH_LEVELS = ((0.0, 9.0), (0.5, 9.0), (0.75, 0.7), (1.0, 0.5))  # 9: no cap (u <= 1.5)
 # Adductor canal search radius (mm) around the VM/adductor/sartorius junction, the
 # largest vessel-bundle area (mm^2: artery 6-8 mm and vein 8-12 mm wide), and how much
 # brighter than healthy muscle flowing blood is on fat-suppressed images (x).
