@@ -37,7 +37,7 @@ from myoimg.errors import MyoimgError, OutputExistsError, RegistrationError, Ser
 from myoimg.io.atomic import atomic_write_text
 from myoimg.progress import Progress
 from myoimg.quantify.metrics import METRIC_UNITS
-from myoimg.quantify.mri import MIN_OEDEMA_CLUSTER_VOXELS
+from myoimg.quantify.mri import MIN_OEDEMA_CLUSTER_VOXELS, check_min_cluster
 
 __all__ = ["PipelineOptions", "analyze_visit", "run_analyze", "run_compare", "segment_command"]
 
@@ -79,13 +79,7 @@ class PipelineOptions:
 
     def __post_init__(self) -> None:
         # Check what can be checked now rather than after minutes of processing.
-        if isinstance(self.oedema_min_cluster, bool) or not (
-            isinstance(self.oedema_min_cluster, int) and self.oedema_min_cluster >= 0
-        ):
-            raise MyoimgError(
-                f"--oedema-min-cluster must be a whole number of voxels >= 0, got "
-                f"{self.oedema_min_cluster!r}"
-            )
+        self.oedema_min_cluster = check_min_cluster(self.oedema_min_cluster, "--oedema-min-cluster")
         if self.pseudonym_key_file is not None:
             if not self.anonymize:
                 raise MyoimgError("--pseudonym-key-file is only used with --anonymize")

@@ -160,7 +160,9 @@ def test_analyze_names_the_visit(sample_data, tmp_path):
 
 
 def test_bad_oedema_min_cluster_refused_before_any_work():
-    for bad in (-1, 2.5, True, "3"):
+    for bad in (-1, 2.5, True, "3", None, float("nan")):
         with pytest.raises(MyoimgError, match="--oedema-min-cluster"):
             PipelineOptions(oedema_min_cluster=bad)
     assert PipelineOptions(oedema_min_cluster=0).oedema_min_cluster == 0
+    # the same rule as oedema_metrics(min_cluster=...): a whole-valued float is a count
+    assert PipelineOptions(oedema_min_cluster=2.0).oedema_min_cluster == 2

@@ -400,6 +400,12 @@ def test_default_threshold_and_invalid_healthy_level():
     assert q.threshold_norm == pytest.approx(1 + 2 * 0.14826)
     with pytest.raises(MyoimgError, match="healthy_level"):
         oedema_metrics(image, labels, healthy_level="own", bias_correct=False)
+    # min_cluster: a whole number of voxels (the CLI's --oedema-min-cluster uses the same check)
+    for bad in (-1, 2.5, True, "abc", None):
+        with pytest.raises(MyoimgError, match="min_cluster"):
+            oedema_metrics(image, labels, min_cluster=bad, bias_correct=False)
+    q2 = oedema_metrics(image, labels, reference_labels=[14], bias_correct=False, min_cluster=3.0)
+    assert q2.parameters["min_cluster_voxels"] == 3
 
 
 def test_bounded_healthy_level():

@@ -46,6 +46,7 @@ __all__ = [
     "RIM_RULES",
     "DEFAULT_OEDEMA_THRESHOLD",
     "MIN_OEDEMA_CLUSTER_VOXELS",
+    "check_min_cluster",
     "drop_small_clusters",
     "muscle_envelope",
     "reference_signal",
@@ -308,6 +309,23 @@ def muscle_envelope(labels: sitk.Image) -> sitk.Image:
     return mask
 
 
+def check_min_cluster(value: Any, name: str = "min_cluster") -> int:
+    """Return ``value`` as a cluster size in voxels, or raise :class:`MyoimgError`.
+
+    A whole number >= 0 (an integer, or a float with no fractional part); booleans,
+    strings, NaN and infinities are refused. ``name`` is the option named in the error.
+    """
+    ok = (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and float(value).is_integer()
+        and value >= 0
+    )
+    if not ok:
+        raise MyoimgError(f"{name} must be a whole number of voxels >= 0, got {value!r}")
+    return int(value)
+
+
 def drop_small_clusters(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     """Keep the clusters of a (k, j, i) mask with at least ``min_voxels`` voxels.
 
@@ -408,8 +426,7 @@ def oedema_metrics(
         )
     if rim not in RIM_RULES:
         raise MyoimgError(f"invalid rim {rim!r}: use one of {', '.join(RIM_RULES)}")
-    if isinstance(min_cluster, bool) or int(min_cluster) != min_cluster or min_cluster < 0:
-        raise MyoimgError(f"min_cluster must be a whole number of voxels >= 0, got {min_cluster!r}")
+    min_cluster = check_min_cluster(min_cluster)
     check_same_grid(image, labels, "label map")
     if thigh_mask is not None:
         check_same_grid(image, thigh_mask, "thigh mask")
