@@ -316,6 +316,9 @@ def analyze_visit(
     labels_mr = None
     if t2 is not None:
         labels_mr = _mri_labels(t2, visit, options, progress, baseline, entry)
+        from myoimg.segment.checks import label_warnings
+
+        warnings.extend(label_warnings(labels_mr))
         progress.stage(f"{visit}: oedema quantification")
         mri = oedema_metrics(
             t2.image, labels_mr,
@@ -685,5 +688,9 @@ def segment_command(args: Any) -> int:
         print(f"note: {message}")
     for m in vocab.QUADRICEPS:
         print(f"  {m.name:5s} {m.full_name:28s} {counts[m.id] * voxel_ml:8.1f} mL")
+    from myoimg.segment.checks import label_warnings
+
+    for warning in label_warnings(result.labels):
+        print(f"warning: {warning}")
     print(f"labels written to {args.output}" + (f"; QC image {args.qc}" if args.qc else ""))
     return 0

@@ -11,6 +11,7 @@ import json
 import shutil
 
 import pytest
+import SimpleITK as sitk
 
 from myoimg import labels as vocab
 from myoimg.cli import main
@@ -166,3 +167,23 @@ def test_bad_oedema_min_cluster_refused_before_any_work():
     assert PipelineOptions(oedema_min_cluster=0).oedema_min_cluster == 0
     # the same rule as oedema_metrics(min_cluster=...): a whole-valued float is a count
     assert PipelineOptions(oedema_min_cluster=2.0).oedema_min_cluster == 2
+
+
+def test_implausible_label_map_is_flagged_in_results(sample_data, tmp_path):
+    """A user's label map without the left RF (the other heads present) gets a warning."""
+    from myoimg.pipeline import run_analyze
+
+    folder = _copy_series(sample_data, tmp_path, {"t2fs"})
+    truth = sitk.ReadImage(str(sample_data / "truth" / "baseline" / "labels_mr.nii.gz"))
+    arr = sitk.GetArrayFromImage(truth)
+    arr[arr == 8] = 0  # L_RF
+    edited = sitk.GetImageFromArray(arr)
+    edited.CopyInformation(truth)
+    user = tmp_path / "user_labels.nii.gz"
+    sitk.WriteImage(edited, str(user))
+    out = tmp_path / "out"
+    run_analyze(folder, out, PipelineOptions(quiet=True, report=False, labels={"baseline": str(user)}))
+    entry = json.loads((out / "results.json").read_text())["visits"]["baseline"]
+    assert entry["segmentation"]["method"] == "imported"
+    assert any(w.startswith("L_RF is not labelled while R_RF is") for w in entry["warnings"])
+    assert not any("segmentation error" in w for w in entry["warnings"])  # sides otherwise alike
