@@ -680,16 +680,15 @@ def segment_command(args: Any) -> int:
     write_nifti(result.labels, args.output)
     if args.qc:
         save_qc_png(volume.image, result.labels, args.qc)
-    voxel_ml = float(np.prod(result.labels.GetSpacing())) / 1000.0
-    counts = np.bincount(sitk.GetArrayViewFromImage(result.labels).ravel(), minlength=19)
+    from myoimg.segment.checks import head_volumes_ml, label_warnings
+
+    volumes = head_volumes_ml(result.labels)
     print(f"contrast: {result.contrast_name} ({result.contrast_reason})")
     print(f"legs found: {', '.join({'R': 'right', 'L': 'left'}[s] for s in result.sides) or 'none'}")
     for message in result.messages:
         print(f"note: {message}")
     for m in vocab.QUADRICEPS:
-        print(f"  {m.name:5s} {m.full_name:28s} {counts[m.id] * voxel_ml:8.1f} mL")
-    from myoimg.segment.checks import label_warnings
-
+        print(f"  {m.name:5s} {m.full_name:28s} {volumes[m.name]:8.1f} mL")
     for warning in label_warnings(result.labels):
         print(f"warning: {warning}")
     print(f"labels written to {args.output}" + (f"; QC image {args.qc}" if args.qc else ""))

@@ -10,7 +10,7 @@ import SimpleITK as sitk
 
 from myoimg import labels as vocab
 
-__all__ = ["MAX_SIDE_RATIO", "label_warnings"]
+__all__ = ["MAX_SIDE_RATIO", "head_volumes_ml", "label_warnings"]
 
 # Left/right volume ratio of one quadriceps head above which the label map is flagged.
 # Thigh muscle volumes of the two sides differ by a few to ~30 % in healthy adults and in
@@ -19,6 +19,14 @@ __all__ = ["MAX_SIDE_RATIO", "label_warnings"]
 # absorbed. The generated reference study's truth reaches 1.84 (its anatomy is jittered per
 # leg), the real development case's 1.23.
 MAX_SIDE_RATIO = 2.0
+
+
+def head_volumes_ml(labels: sitk.Image) -> dict[str, float]:
+    """Volume (mL) of each quadriceps head (``R_VL`` ... ``L_RF``) in a label map."""
+    arr = sitk.GetArrayViewFromImage(labels).ravel().astype(np.int64).clip(0)
+    counts = np.bincount(arr, minlength=max(m.id for m in vocab.QUADRICEPS) + 1)
+    voxel_ml = float(np.prod(labels.GetSpacing())) / 1000.0
+    return {m.name: float(counts[m.id]) * voxel_ml for m in vocab.QUADRICEPS}
 
 
 def label_warnings(labels: sitk.Image, max_ratio: float = MAX_SIDE_RATIO) -> list[str]:
@@ -39,10 +47,7 @@ def label_warnings(labels: sitk.Image, max_ratio: float = MAX_SIDE_RATIO) -> lis
     """
     if not max_ratio > 1.0:
         raise ValueError(f"max_ratio must be > 1, got {max_ratio!r}")
-    arr = sitk.GetArrayViewFromImage(labels)
-    counts = np.bincount(arr.ravel().astype(np.int64).clip(0), minlength=vocab.BY_NAME["L_RF"].id + 1)
-    voxel_ml = float(np.prod(labels.GetSpacing())) / 1000.0
-    vol = {m.name: float(counts[m.id]) * voxel_ml for m in vocab.QUADRICEPS}
+    vol = head_volumes_ml(labels)
     leg = {s: any(vol[n] > 0 for n in vol if n.startswith(s + "_")) for s in "RL"}
     out = []
     for head in ("VL", "VM", "VI", "RF"):
