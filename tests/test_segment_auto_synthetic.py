@@ -468,3 +468,38 @@ def test_vm_lies_deep_over_the_upper_thigh():
     res0, vm0 = out[0.0]
     assert comp.vm_depth_limit(0.0) > 1.5
     assert res0.u[vm0].max() > 0.9
+
+
+def test_vl_is_covered_laterally_at_the_top_of_the_shaft():
+    """Below the greater trochanter the TFL and gluteus maximus cover VL laterally.
+
+    One right-leg slice of uniform muscle (no septa): at the proximal end VL keeps within
+    its depth limit and what lies beyond leaves the quadriceps (gluteus maximus group);
+    at mid-thigh VL reaches the fascia as before.
+    """
+    from myoimg.segment import compartments as comp
+
+    jj, ii = np.mgrid[0:170, 0:170].astype(float)
+    x, y = ii - 85.0, jj - 85.0
+    r = np.hypot(x, y)
+    sl = np.where(r <= 72, 80.0, 0.0).astype(np.float32)
+    sl[r <= 63] = 500.0
+    sl[r <= 13] = 10.0
+    sl += np.random.default_rng(2).normal(0, 8.0, sl.shape).astype(np.float32)
+    vl_id, gmax_id = comp.GROUPS.index("VL") + 1, comp.GROUPS.index("GMAX") + 1
+    out = {}
+    for level in (0.5, 1.0):
+        res = comp.segment_leg_slice(
+            sl, r <= 72, r <= 13, (0.0, 0.0), x, y, "R", (1.0, 1.0), False, level=level
+        )
+        vl = res.groups == vl_id
+        assert vl.sum() > 200
+        out[level] = (res, vl)
+    res, vl = out[1.0]
+    assert comp.vl_depth_limit(1.0) < 0.8
+    assert res.u[vl].max() <= comp.vl_depth_limit(1.0)
+    lateral_rim = (np.abs(res.theta - 90.0) < 15.0) & (res.u > 0.85) & (res.u < 0.95)
+    assert lateral_rim.sum() > 50 and (res.groups[lateral_rim] == gmax_id).all()
+    res0, vl0 = out[0.5]
+    assert comp.vl_depth_limit(0.5) >= 1.5
+    assert res0.u[vl0].max() > 0.9
