@@ -503,3 +503,30 @@ def test_vl_is_covered_laterally_at_the_top_of_the_shaft():
     res0, vl0 = out[0.5]
     assert comp.vl_depth_limit(0.5) >= 1.5
     assert res0.u[vl0].max() > 0.9
+
+
+def test_local_fat_likeness_follows_each_rays_own_fat():
+    """Fat is judged against the fat under the skin on the same ray, whatever its level.
+
+    Two rays (1 mm samples): fat at 100 on one, at 400 on the other (shading), first muscle
+    at 20 mm; the fat-muscle contrast is 1000. Samples within 0.05 of the contrast from the
+    ray's fat are fat (1), 0.15 and more above it are not (0), half-way gives 0.5.
+    """
+    from myoimg.segment import compartments as comp
+
+    assert comp.LOCAL_FAT_TOL == (0.05, 0.15)
+    depths = np.arange(0.0, 30.0, 1.0)
+    rays = np.zeros((2, depths.size))
+    rays[0], rays[1] = 100.0, 400.0
+    rays[:, 15:18] += np.array([30.0, 100.0, 300.0])  # +0.03, +0.10, +0.30 of the contrast
+    first = np.array([20.0, 20.0])
+    like = comp._local_fat_likeness(rays, first, depths, 1000.0, fat_bright=False)
+    for r in (0, 1):
+        assert like[r, 5] == pytest.approx(1.0)
+        assert like[r, 15:18] == pytest.approx([1.0, 0.5, 0.0])
+    # fat-bright contrasts: tissue darker than the ray's fat is not fat
+    like_t1 = comp._local_fat_likeness(-rays, first, depths, 1000.0, fat_bright=True)
+    assert like_t1[0, 15:18] == pytest.approx([1.0, 0.5, 0.0])
+    # no fat under the skin on any ray (first muscle right below it): no information
+    none = comp._local_fat_likeness(rays, np.array([3.0, 3.0]), depths, 1000.0, False)
+    assert (none == 1.0).all()

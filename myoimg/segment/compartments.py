@@ -188,6 +188,11 @@ FASCIA_CAP_MM = RUN_MM  # ...up to a thin muscle's thickness: deeper is a fat-re
 TEXTURE_MM = 3.0  # texture window: a few residual muscle fibres across
 TEXTURE_FAT = 0.04  # local SD / fat-muscle contrast of smooth fat (noise only)...
 TEXTURE_MUSCLE = 0.10  # ...and of streaky fat-replaced muscle (fibres in fat)
+# Subcutaneous fat reference per ray: the fat from SKIN_MM down to LOCAL_FAT_MM deeper
+# (or to 1 mm above the first muscle); a sample looks like that fat up to LOCAL_FAT_TOL[0]
+# of the fat-muscle contrast away from it and not at all beyond LOCAL_FAT_TOL[1].
+LOCAL_FAT_MM = 10.0
+LOCAL_FAT_TOL = (0.05, 0.15)
 FASCIA_BEND = 2.0  # cost per mm of depth change between neighbouring (2-degree) bins
 FASCIA_EXCL = 2.0  # cost per mm of muscle-like tissue left outside the fascia
 FASCIA_LINE = 1.5  # reward for sitting on a fascia line (dark ridge, 0-1)
@@ -303,6 +308,50 @@ def _first_muscle_depth(
     run_mean[:, max(m, 0) :] = 1.0
     start = np.argmax(run_mean >= 0.8, axis=1)
     return depths[start]
+
+
+def _local_fat_likeness(
+    rays: np.ndarray,
+    first_muscle: np.ndarray,
+    depths: np.ndarray,
+    contrast: float,
+    fat_bright: bool,
+) -> np.ndarray:
+    """How close each ray sample is to the subcutaneous fat of its own ray (0-1).
+
+    Parameters
+    ----------
+    rays : ndarray (N_BINS, n_depths)
+        Smoothed intensities along each angular bin's ray at ``depths`` (mm) below the skin.
+    first_muscle : ndarray (N_BINS,)
+        Depth (mm) of the first muscle run per bin; the fat reference lies above it.
+    depths : ndarray (n_depths,)
+        Sample depths (mm).
+    contrast : float
+        Fat-muscle contrast of the leg (intensity units).
+    fat_bright : bool
+        True for T1-like contrasts.
+
+    Returns
+    -------
+    ndarray (N_BINS, n_depths)
+        1 within LOCAL_FAT_TOL[0] x contrast of the ray's fat (or darker on fat-suppressed
+        images, brighter on fat-bright ones), falling to 0 at LOCAL_FAT_TOL[1]; all ones when
+        no ray shows enough fat under the skin.
+    """
+    top = np.minimum(first_muscle - 1.0, SKIN_MM + LOCAL_FAT_MM)
+    win = (depths[None, :] >= SKIN_MM) & (depths[None, :] < top[:, None])
+    ok = win.sum(axis=1) >= 2
+    if not ok.any():
+        return np.ones_like(rays)
+    loc = np.full(rays.shape[0], np.nan)
+    loc[ok] = np.nanmedian(np.where(win, rays, np.nan)[ok], axis=1)
+    loc[~ok] = np.median(loc[ok])  # thin or no fat under the skin: the leg's typical fat
+    dev = (rays - loc[:, None]) / max(contrast, 1e-6)
+    if fat_bright:
+        dev = -dev
+    lo, hi = LOCAL_FAT_TOL
+    return np.clip((hi - dev) / (hi - lo), 0.0, 1.0)
 
 
 def _fascia_depth(
@@ -558,6 +607,13 @@ def segment_leg_slice_turned(
     d_grid = np.arange(0.0, float(r_skin.max()) + FASCIA_STEP_MM, FASCIA_STEP_MM)
     line = _ray_samples(line_img, femur_xy, x, y, lat_sign, r_skin, d_grid, order=1)
     fatlike = _ray_samples(fat_img, femur_xy, x, y, lat_sign, r_skin, d_grid, order=1)
+    # Subcutaneous fat is one tissue, but its signal drifts around the limb (coil shading,
+    # uneven fat suppression or water-fat separation), so "like fat" means like the fat
+    # under the skin on the same ray, not like the leg's median fat: a smooth fat-replaced
+    # muscle that keeps some water signal (brighter than the fat over it on fat-suppressed
+    # images) is then no subcutaneous fat, and the fascia may cross over it.
+    sm_rays = _ray_samples(sm, femur_xy, x, y, lat_sign, r_skin, d_grid, order=1)
+    fatlike *= _local_fat_likeness(sm_rays, first_muscle, d_grid, contrast, fat_bright)
     musclelike = _ray_samples(muscle_like, femur_xy, x, y, lat_sign, r_skin, d_grid, order=1)
     rr = r_skin[:, None] - d_grid[None, :]
     musclelike[rr <= r_fem[:, None]] = 1.0
