@@ -721,6 +721,7 @@ def _partition(
     if far.any() and other.any():
         _, (jj, ii) = ndi.distance_transform_edt(~other, return_indices=True)
         groups[far] = groups[jj[far], ii[far]]
+    # VL beyond its depth cap at the top of the shaft is TFL / gluteus maximus (off the map).
     vl, gmax = GROUPS.index("VL") + 1, GROUPS.index("GMAX") + 1
     groups[(groups == vl) & (u > vl_depth_limit(level))] = gmax
     both = np.zeros(groups.shape, dtype=bool)
