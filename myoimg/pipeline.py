@@ -451,6 +451,7 @@ def _mri_labels(t2: Any, visit: str, options: PipelineOptions, progress: Progres
     seg = segment_thigh(t2.image, header=t2.headers[0] if t2.headers else None)
     for message in seg.messages:
         progress.info(message)
+    entry["warnings"].extend(seg.warnings)
     entry["segmentation"] = {"method": "automatic", "contrast": seg.contrast_name,
                              "contrast_reason": seg.contrast_reason, "sides": list(seg.sides),
                              "messages": list(seg.messages)}
@@ -689,7 +690,7 @@ def segment_command(args: Any) -> int:
         print(f"note: {message}")
     for m in vocab.QUADRICEPS:
         print(f"  {m.name:5s} {m.full_name:28s} {volumes[m.name]:8.1f} mL")
-    for warning in label_warnings(result.labels):
+    for warning in result.warnings + label_warnings(result.labels):
         print(f"warning: {warning}")
     print(f"labels written to {args.output}" + (f"; QC image {args.qc}" if args.qc else ""))
     return 0

@@ -53,6 +53,7 @@ def test_dev_case_dice_and_grid(huashan, huashan_result):
     assert np.allclose(lab.GetOrigin(), image.GetOrigin())
     assert np.allclose(lab.GetDirection(), image.GetDirection())
     assert res.sides == ("R", "L")
+    assert res.warnings == []  # both thighs lie inside the field of view
     assert res.contrast == "fatsup"  # Dixon water: fat dark
     a = sitk.GetArrayFromImage(lab)
     ref = sitk.GetArrayFromImage(ref_img)

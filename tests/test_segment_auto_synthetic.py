@@ -530,3 +530,19 @@ def test_local_fat_likeness_follows_each_rays_own_fat():
     # no fat under the skin on any ray (first muscle right below it): no information
     none = comp._local_fat_likeness(rays, np.array([3.0, 3.0]), depths, 1000.0, False)
     assert (none == 1.0).all()
+
+
+def test_thigh_cut_by_the_field_of_view_is_reported():
+    """A leg reaching the image edge (no skin there) gets a warning naming it and the slices."""
+    from myoimg.segment.auto import _field_of_view_warnings
+
+    thigh = np.zeros((4, 40, 60), dtype=np.uint8)
+    thigh[:, 10:30, 5:25] = 1  # right leg well inside
+    thigh[:, 10:30, 35:55] = 2
+    assert _field_of_view_warnings(thigh, ("R", "L")) == []
+    thigh[1:3, 12:28, 55:] = 2  # left leg runs off the lateral edge on slices 1 and 2
+    (w,) = _field_of_view_warnings(thigh, ("R", "L"))
+    assert "left thigh" in w and "2 of its 4 slice(s) [1, 2]" in w
+    thigh[0, 0:5, 10:20] = 1  # right leg touches the front edge on slice 0
+    assert len(_field_of_view_warnings(thigh, ("R", "L"))) == 2
+    assert _field_of_view_warnings(thigh, ("L",)) == [w]

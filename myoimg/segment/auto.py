@@ -88,6 +88,9 @@ class SegmentationResult:
         Patient sides segmented, among ("R", "L").
     messages : list of str
         Notes for the user (missing femur on some slices, one-leg decisions, ...).
+    warnings : list of str
+        Findings that make some labels less reliable (a thigh cut by the edge of the
+        field of view); also worth showing next to the numbers derived from the labels.
     steps : dict of str -> SimpleITK.Image
         Intermediate masks for quality control, all on the input grid: ``thigh``
         (1 right leg, 2 left leg), ``femur``, ``muscle`` (inside the muscle fascia),
@@ -101,6 +104,7 @@ class SegmentationResult:
     sides: tuple[str, ...]
     messages: list[str] = field(default_factory=list)
     steps: dict[str, sitk.Image] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 _FAMILY_NAME = {
@@ -548,6 +552,7 @@ def segment_thigh(
         messages.append(
             f"slices {sp[2]:.1f} mm apart: labels made consistent across neighbouring slices"
         )
+    warnings = _field_of_view_warnings(thigh, sides)
     report("done", 1.0)
 
     def to_img(a: np.ndarray) -> sitk.Image:
@@ -562,6 +567,7 @@ def segment_thigh(
         contrast_reason=reason,
         sides=tuple(sides),
         messages=messages,
+        warnings=warnings,
         steps={
             "thigh": to_img(thigh),
             "femur": to_img(femur_mask),
@@ -569,6 +575,30 @@ def segment_thigh(
             "compartments": to_img(comps),
         },
     )
+
+
+def _field_of_view_warnings(thigh: np.ndarray, sides: tuple[str, ...]) -> list[str]:
+    """Legs (``thigh``: 1 right, 2 left, (k, j, i)) that reach the edge of the image.
+
+    A thigh cut by the field of view has no skin there: its fascia and the relative
+    depths of the compartment model lean on the image edge, and muscle beyond it is
+    missing from the labels and volumes.
+    """
+    out = []
+    for side in sides:
+        leg = thigh == (1 if side == "R" else 2)
+        edge = leg[:, 0, :].any(axis=1) | leg[:, -1, :].any(axis=1)
+        edge |= leg[:, :, 0].any(axis=1) | leg[:, :, -1].any(axis=1)
+        cut = [int(k) for k in np.nonzero(edge)[0]]
+        if cut:
+            n_leg = int(leg.any(axis=(1, 2)).sum())
+            name = {"R": "right", "L": "left"}[side]
+            out.append(
+                f"the {name} thigh reaches the edge of the field of view on {len(cut)} of its "
+                f"{n_leg} slice(s) {cut}: muscle cut off there is missing from its labels and "
+                "volumes, and the heads next to that edge are less reliable"
+            )
+    return out
 
 
 def _z_majority(labels: np.ndarray, muscle: np.ndarray) -> np.ndarray:
