@@ -264,7 +264,7 @@ def analyze_visit(
         ``_mr_labels`` (removed before writing) for the follow-up propagation.
     """
     from myoimg.io import load_series, scan, unreadable_files_named, write_nifti
-    from myoimg.quantify.mri import oedema_metrics
+    from myoimg.quantify.mri import FAT_BELOW_NORM, oedema_metrics, without_fat
     from myoimg.quantify.pet import uptake_metrics
     from myoimg.quantify.suv import compute_suv
     from myoimg.segment.register import labels_to_pet
@@ -374,7 +374,9 @@ def analyze_visit(
             same_frame = bool(t2.info and pet.info and t2.info.frame_of_reference_uid
                               and t2.info.frame_of_reference_uid == pet.info.frame_of_reference_uid)
             try:
-                labels_pet, reg = labels_to_pet(labels_mr, t2.image, suv.image,
+                # Voxels the T2-FS shows as fat (septa, fascia) stay off the PET grid.
+                labels_pet, reg = labels_to_pet(without_fat(labels_mr, mri.normalised),
+                                                t2.image, suv.image,
                                                 ct_image=ct.image if ct is not None else None,
                                                 same_frame=same_frame)
             except RegistrationError as exc:
@@ -391,7 +393,8 @@ def analyze_visit(
                                       reference_labels=options.reference_labels)
                 entry["pet_reference"] = petq.reference | {
                     "avid_threshold_suv": float(petq.avid_threshold_suv)}
-                entry["pet_parameters"] = petq.parameters
+                entry["pet_parameters"] = petq.parameters | {
+                    "mri_fat_excluded_below_norm": FAT_BELOW_NORM}
                 warnings.extend(petq.warnings)
                 for name, values in petq.muscles.items():
                     muscles.setdefault(name, {}).update(values)

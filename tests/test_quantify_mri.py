@@ -487,3 +487,35 @@ def test_n4_mask_is_the_muscle_envelope_with_holes_filled():
     expected = ((r <= 12) | ((jj >= 10) & (jj < 30) & (ii >= 40) & (ii < 55))).astype(np.uint8)
     assert (env == expected[None]).all()
     assert muscle_envelope(labels).GetOrigin() == labels.GetOrigin()
+
+
+def test_without_fat_removes_voxels_the_mri_shows_as_fat():
+    """Labelled voxels darker than half healthy muscle (septa, fascia) leave the labels."""
+    from myoimg.errors import MyoimgError
+    from myoimg.quantify.mri import FAT_BELOW_NORM, without_fat
+
+    assert FAT_BELOW_NORM == 0.5
+    lab = np.zeros((2, 4, 5), dtype=np.uint8)
+    lab[:, 1:3, 1:4] = 3
+    norm = np.ones(lab.shape, dtype=np.float32)
+    norm[0, 1, 1] = 0.2  # fat in the label
+    norm[0, 2, 3] = 0.49
+    norm[1, 2, 2] = 0.5  # at the cut-off: kept
+    norm[1, 0, 0] = 0.1  # fat outside the label: nothing to remove
+    labels = sitk.GetImageFromArray(lab)
+    labels.SetSpacing((0.8, 0.8, 4.0))
+    labels.SetOrigin((10.0, -5.0, 3.0))
+    normalised = sitk.GetImageFromArray(norm)
+    normalised.CopyInformation(labels)
+    out = without_fat(labels, normalised)
+    assert out.GetSpacing() == labels.GetSpacing() and out.GetOrigin() == labels.GetOrigin()
+    assert out.GetPixelID() == labels.GetPixelID()
+    got = sitk.GetArrayFromImage(out)
+    expect = lab.copy()
+    expect[0, 1, 1] = expect[0, 2, 3] = 0
+    np.testing.assert_array_equal(got, expect)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(without_fat(labels, normalised, 0.0)), lab)
+    with pytest.raises(MyoimgError, match="fat cut-off"):
+        without_fat(labels, normalised, 1.0)
+    with pytest.raises(MyoimgError, match="same grid"):
+        without_fat(labels, sitk.GetImageFromArray(norm[:1]))

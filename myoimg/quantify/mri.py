@@ -48,6 +48,8 @@ __all__ = [
     "MIN_OEDEMA_CLUSTER_VOXELS",
     "check_min_cluster",
     "drop_small_clusters",
+    "FAT_BELOW_NORM",
+    "without_fat",
     "muscle_envelope",
     "reference_signal",
     "parse_threshold",
@@ -307,6 +309,51 @@ def muscle_envelope(labels: sitk.Image) -> sitk.Image:
     mask = sitk.GetImageFromArray(filled)
     mask.CopyInformation(labels)
     return mask
+
+
+#: Normalised T2-FS signal (1 = healthy muscle) below which a labelled voxel is taken as
+#: fat (intermuscular septa, fascia, fat replacement; fat is ~0.1-0.3 of muscle on
+#: fat-suppressed images) and left out of the PET statistics by :func:`without_fat`.
+FAT_BELOW_NORM = 0.5
+
+
+def without_fat(
+    labels: sitk.Image, normalised: sitk.Image, below: float = FAT_BELOW_NORM
+) -> sitk.Image:
+    """The label map without the voxels the fat-suppressed MRI shows as fat.
+
+    Labels drawn or found on the MRI take in the fat of septa and fascia at their
+    borders; on PET those voxels carry the low uptake of fat and pull a muscle's SUVmean
+    down. Removing them before the labels go onto the PET grid keeps muscle statistics
+    to muscle.
+
+    Parameters
+    ----------
+    labels : SimpleITK.Image
+        Integer label map on the MRI grid.
+    normalised : SimpleITK.Image
+        Normalised fat-suppressed signal (1.0 = healthy muscle) on the same grid, e.g.
+        :attr:`MriQuantification.normalised`.
+    below : float
+        Voxels with a normalised signal below this are removed (0 keeps every voxel).
+
+    Returns
+    -------
+    SimpleITK.Image
+        The same label map (pixel type and geometry) with those voxels set to 0.
+    """
+    if not 0.0 <= float(below) < 1.0:
+        raise MyoimgError(f"fat cut-off must be in [0, 1) of healthy muscle signal, got {below!r}")
+    if labels.GetSize() != normalised.GetSize():
+        raise MyoimgError(
+            f"labels {labels.GetSize()} and normalised signal {normalised.GetSize()} are "
+            "not on the same grid"
+        )
+    arr = sitk.GetArrayFromImage(labels)
+    fat = sitk.GetArrayFromImage(normalised) < below
+    out = sitk.GetImageFromArray(np.where(fat, 0, arr).astype(arr.dtype))
+    out.CopyInformation(labels)
+    return out
 
 
 def check_min_cluster(value: Any, name: str = "min_cluster") -> int:
