@@ -433,6 +433,23 @@ def test_body_outline_keeps_dark_fat_of_a_noisy_scan():
     assert not body[r > 74.0].any()
 
 
+def _uniform_right_leg_split(level: float, seed: int):
+    """Groups of one right-leg slice of uniform muscle with no septa at all (the worst
+    case for the watershed): 72 mm leg, 9 mm of fat, 13 mm femur, 1 mm pixels."""
+    from myoimg.segment import compartments as comp
+
+    jj, ii = np.mgrid[0:170, 0:170].astype(float)
+    x, y = ii - 85.0, jj - 85.0
+    r = np.hypot(x, y)
+    sl = np.where(r <= 72, 80.0, 0.0).astype(np.float32)
+    sl[r <= 63] = 500.0
+    sl[r <= 13] = 10.0
+    sl += np.random.default_rng(seed).normal(0, 8.0, sl.shape).astype(np.float32)
+    return comp.segment_leg_slice(
+        sl, r <= 72, r <= 13, (0.0, 0.0), x, y, "R", (1.0, 1.0), False, level=level
+    )
+
+
 def test_vm_lies_deep_over_the_upper_thigh():
     """Over the upper thigh VM is a deep strip beside VI; above the knee it reaches the fascia.
 
@@ -442,19 +459,10 @@ def test_vm_lies_deep_over_the_upper_thigh():
     """
     from myoimg.segment import compartments as comp
 
-    jj, ii = np.mgrid[0:170, 0:170].astype(float)
-    x, y = ii - 85.0, jj - 85.0
-    r = np.hypot(x, y)
-    sl = np.where(r <= 72, 80.0, 0.0).astype(np.float32)
-    sl[r <= 63] = 500.0
-    sl[r <= 13] = 10.0
-    sl += np.random.default_rng(1).normal(0, 8.0, sl.shape).astype(np.float32)
     vm_id = comp.GROUPS.index("VM") + 1
     out = {}
     for level in (0.0, 1.0):
-        res = comp.segment_leg_slice(
-            sl, r <= 72, r <= 13, (0.0, 0.0), x, y, "R", (1.0, 1.0), False, level=level
-        )
+        res = _uniform_right_leg_split(level, seed=1)
         vm = res.groups == vm_id
         assert vm.sum() > 200
         out[level] = (res, vm)
@@ -479,19 +487,10 @@ def test_vl_is_covered_laterally_at_the_top_of_the_shaft():
     """
     from myoimg.segment import compartments as comp
 
-    jj, ii = np.mgrid[0:170, 0:170].astype(float)
-    x, y = ii - 85.0, jj - 85.0
-    r = np.hypot(x, y)
-    sl = np.where(r <= 72, 80.0, 0.0).astype(np.float32)
-    sl[r <= 63] = 500.0
-    sl[r <= 13] = 10.0
-    sl += np.random.default_rng(2).normal(0, 8.0, sl.shape).astype(np.float32)
     vl_id, gmax_id = comp.GROUPS.index("VL") + 1, comp.GROUPS.index("GMAX") + 1
     out = {}
     for level in (0.5, 1.0):
-        res = comp.segment_leg_slice(
-            sl, r <= 72, r <= 13, (0.0, 0.0), x, y, "R", (1.0, 1.0), False, level=level
-        )
+        res = _uniform_right_leg_split(level, seed=2)
         vl = res.groups == vl_id
         assert vl.sum() > 200
         out[level] = (res, vl)
