@@ -129,7 +129,7 @@ def test_fat_replaced_rectus_stays_inside_fascia():
         assert dice(lab == lid, truth == lid) >= 0.5
 
 
-@pytest.mark.parametrize("level", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("level", [0.0, 0.5, 0.85])
 def test_vm_stays_in_front_of_medial_septum(level):
     """VM does not wrap behind the femur where a septum cuts the adductors off it.
 
@@ -366,27 +366,35 @@ def test_rotated_leg_is_found_from_its_septa(monkeypatch):
 
 
 def test_leg_missing_its_femur_on_some_slices_is_reported():
-    """The left femur is invisible on the top slices (filled with muscle signal): the
-    left leg cannot be segmented there, and the result says so instead of silently
+    """The left femur is invisible on the top slices (filled with muscle signal) while the
+    right one is seen. Up to PAIRED_EXTRAPOLATE_MM past the track's end the left femur is
+    put on its straight track (both shafts end at nearly one level) and the leg is
+    segmented; further up it cannot be, and the result says so instead of silently
     leaving it out."""
+    from myoimg.segment.auto import PAIRED_EXTRAPOLATE_MM
+
     img, _ = make_phantom(False, nz=8)
     arr = sitk.GetArrayFromImage(img)
     jj, ii = np.mgrid[0 : arr.shape[1], 0 : arr.shape[2]]
     left_bone = np.hypot(-190.0 + ii - 90.0, -100.0 + jj) <= FEMUR_R
-    arr[5:, left_bone] = 500.0  # muscle level of the fat-suppressed phantom
+    arr[4:, left_bone] = 500.0  # muscle level of the fat-suppressed phantom
     hidden = sitk.GetImageFromArray(arr)
     hidden.CopyInformation(img)
     res = segment_thigh(hidden)
+    n_paired = int(PAIRED_EXTRAPOLATE_MM // SPACING[2])
+    assert n_paired == 3
     msg = [m for m in res.messages if m.startswith("left femur not found")]
     assert len(msg) == 1, res.messages
     missing = [int(k) for k in re.findall(r"\d+", msg[0].split("[")[1].split("]")[0])]
-    assert 7 in missing and set(missing) <= {5, 6, 7}
+    assert missing == [7]
     assert not any(m.startswith("right femur not found") for m in res.messages)
+    assert any(m.startswith("femur position interpolated") and "3 slice" in m for m in res.messages)
     lab = sitk.GetArrayFromImage(res.labels)
     left_ids = [BY_NAME[f"L_{g}"].id for g in ("VL", "VM", "VI", "RF")]
     for k in missing:
         assert not np.isin(lab[k], left_ids).any()
-    assert np.isin(lab[0], left_ids).any()  # below, the left leg is segmented
+    for k in (0, 4, 6):  # seen, and put on the track
+        assert np.isin(lab[k], left_ids).any()
 
 
 def test_body_outline_drops_ghost_streak():
@@ -451,31 +459,39 @@ def _uniform_right_leg_split(level: float, seed: int):
 
 
 def test_vm_lies_deep_over_the_upper_thigh():
-    """Over the upper thigh VM is a deep strip beside VI; above the knee it reaches the fascia.
+    """Over the upper thigh VM is a deep strip beside VI; above the knee it reaches the fascia;
+    over the top tenth of the shaft (iliopsoas beside the femur) it is not labelled.
 
     One right-leg slice of uniform muscle (no septa at all, the worst case for the
-    watershed): at the proximal end VM keeps within its depth limit and the superficial
-    part of its sector goes to a neighbouring group; at the distal end it is not capped.
+    watershed): high up VM keeps within its depth limit and the superficial part of its
+    sector goes to a neighbouring group; at the distal end it is not capped; at the top
+    what its seed takes leaves the quadriceps.
     """
     from myoimg.segment import compartments as comp
 
-    vm_id = comp.GROUPS.index("VM") + 1
+    vm_id, gmax_id = comp.GROUPS.index("VM") + 1, comp.GROUPS.index("GMAX") + 1
+    high = 0.85
+    assert high < comp.VM_MAX_LEVEL
     out = {}
-    for level in (0.0, 1.0):
+    for level in (0.0, high, 1.0):
         res = _uniform_right_leg_split(level, seed=1)
-        vm = res.groups == vm_id
-        assert vm.sum() > 200
-        out[level] = (res, vm)
-    res, vm = out[1.0]
-    assert comp.vm_depth_limit(1.0) < 1.0
-    assert res.u[vm].max() <= comp.vm_depth_limit(1.0)
+        out[level] = (res, res.groups == vm_id)
+    res, vm = out[high]
+    assert vm.sum() > 200
+    assert comp.vm_depth_limit(high) < 1.0
+    assert res.u[vm].max() <= comp.vm_depth_limit(high)
     # no hole: the capped part went to another group
     deep_sector = (res.theta > -50.0) & (res.theta < -35.0) & res.inside_fascia
-    capped = deep_sector & (res.u > comp.vm_depth_limit(1.0) + 0.05) & (res.u < 0.9)
+    capped = deep_sector & (res.u > comp.vm_depth_limit(high) + 0.05) & (res.u < 0.9)
     assert capped.sum() > 50 and (res.groups[capped] > 0).all()
     res0, vm0 = out[0.0]
+    assert vm0.sum() > 200
     assert comp.vm_depth_limit(0.0) > 1.5
     assert res0.u[vm0].max() > 0.9
+    res1, vm1 = out[1.0]
+    assert vm1.sum() == 0
+    seed_place = (res1.theta > -48.0) & (res1.theta < -37.0) & (res1.u > 0.2) & (res1.u < 0.3)
+    assert seed_place.sum() > 10 and (res1.groups[seed_place] == gmax_id).all()
 
 
 def test_vl_is_covered_laterally_at_the_top_of_the_shaft():

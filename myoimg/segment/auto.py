@@ -46,8 +46,13 @@ MAX_TRACK_GAP_MM = 15.0
 # parallel to the femur); with slices up to 6 mm apart, a label that disagrees with both
 # neighbours is more likely noise than anatomy.
 Z_SMOOTH_MAX_SPACING_MM = 6.0
-# A femur missed at the end of its track is assumed to continue this far (mm).
+# A femur missed at the end of its track is assumed to continue this far (mm)...
 EXTRAPOLATE_MM = 10.0
+# ...and this far on slices where the other leg's femur is detected: the pelvis holds
+# both hips at one height (tilt and leg-length differences of 1-3 cm), so the two shafts
+# end at nearly the same level. The real development case's right shaft, its marrow grey
+# near the trochanters, lost its dark core one 24 mm slice below the left one.
+PAIRED_EXTRAPOLATE_MM = 30.0
 # Level along the femoral shaft (0 distal end, 1 proximal end; the seed model follows it:
 # VM grows distally, the sartorius turns medial, RF ends above the knee). Where the femur
 # track stops inside the stack with at least this much stack (mm) beyond it, that end is
@@ -230,17 +235,25 @@ def _fill_track_gaps(picks, tracks, body, grids, spacing_ij, dz: float) -> int:
 
     The shaft is straight, so the fitted line predicts its centre; its radius is the
     track's median. Past the ends only up to EXTRAPOLATE_MM (the shaft does not stop
-    abruptly, but the knee and hip are not shaft), and only where the predicted centre is
+    abruptly, but the knee and hip are not shaft), or up to PAIRED_EXTRAPOLATE_MM over
+    slices where the other leg's femur is detected; only where the predicted centre is
     deep inside the body.
     """
     n_filled = 0
     n_extra = int(EXTRAPOLATE_MM // max(dz, 1e-3))
-    for chosen, coef in zip(picks, tracks, strict=True):
+    detected = [{k for k, c in enumerate(ch) if c is not None} for ch in picks]
+    for n, (chosen, coef) in enumerate(zip(picks, tracks, strict=True)):
         ks = [k for k, c in enumerate(chosen) if c is not None]
         if len(ks) < 2:
             continue
         radius = float(np.median([chosen[k].radius_mm for k in ks]))
         lo, hi = max(0, ks[0] - n_extra), min(len(chosen) - 1, ks[-1] + n_extra)
+        other = set().union(*(d for m, d in enumerate(detected) if m != n))
+        n_paired = int(PAIRED_EXTRAPOLATE_MM // max(dz, 1e-3))
+        while lo - 1 in other and ks[0] - (lo - 1) <= n_paired:
+            lo -= 1
+        while hi + 1 in other and (hi + 1) - ks[-1] <= n_paired:
+            hi += 1
         for k in range(lo, hi + 1):
             if chosen[k] is not None:
                 continue
@@ -378,6 +391,8 @@ def segment_thigh(
             f"this series does not look like a thigh: a femur was found on {n_found} of {nz} "
             "slices (need at least half); check the series (axial thigh MRI expected)"
         )
+    # The shaft's ends for the level model are where the femur is seen, not filled in.
+    detected = [[k for k in range(nz) if p[k] is not None] for p in picks]
     n_filled = _fill_track_gaps(picks, tracks, body, grids, spacing_ij, float(sp[2]))
     if n_filled:
         messages.append(
@@ -432,8 +447,8 @@ def segment_thigh(
         [image.TransformContinuousIndexToPhysicalPoint((0.0, 0.0, float(k)))[2] for k in range(nz)]
     )
     levels, how = [], set()
-    for p in picks:
-        zk = zs[[k for k in range(nz) if p[k] is not None]]
+    for n in order:
+        zk = zs[detected[n]]
         z_lo, z_hi = float(zk.min()), float(zk.max())
         prox = zs.max() - z_hi >= END_MARGIN_MM
         dist = z_lo - zs.min() >= END_MARGIN_MM

@@ -108,6 +108,13 @@ LEVEL_MODEL: dict[str, tuple[tuple[float, tuple[float, float], tuple[float, floa
 # 0.15 seeded RF on its tendon.
 RF_MIN_LEVEL = 0.2
 GMAX_LEVEL = 0.9
+# VM's highest fibres arise from the spiral line below the lesser trochanter; over the top
+# tenth of the shaft the medial side of the femur is the iliopsoas (inserting on the
+# lesser trochanter) and the pectineus, where a VM seed lands and grows. VM is at most a
+# sliver there: what the VM seed takes above this level leaves the label map (like the
+# gluteus maximus group). Real development case: its reference has no VM above level
+# 0.85, ours took 0.3-0.6k voxels per leg and slice there.
+VM_MAX_LEVEL = 0.9
 GMAX_DEG = (125.0, 165.0)
 
 
@@ -724,6 +731,9 @@ def _partition(
     # VL beyond its depth cap at the top of the shaft is TFL / gluteus maximus (off the map).
     vl, gmax = GROUPS.index("VL") + 1, GROUPS.index("GMAX") + 1
     groups[(groups == vl) & (u > vl_depth_limit(level))] = gmax
+    # VM's seed above its highest level sits in the iliopsoas: off the map as well.
+    if level is not None and level >= VM_MAX_LEVEL:
+        groups[groups == vm] = gmax
     both = np.zeros(groups.shape, dtype=bool)
     for shift in ((0, 1), (1, 0)):
         nb = np.roll(groups, shift, axis=(0, 1))
