@@ -561,3 +561,49 @@ def test_thigh_cut_by_the_field_of_view_is_reported():
     thigh[0, 0:5, 10:20] = 1  # right leg touches the front edge on slice 0
     assert len(_field_of_view_warnings(thigh, ("R", "L"))) == 2
     assert _field_of_view_warnings(thigh, ("L",)) == [w]
+
+
+def test_septum_gap_links_join_aligned_line_ends_only():
+    """Two collinear septum lines 15 mm apart are joined; a line at right angles to them,
+    and collinear lines further apart than LINK_GAP_MM, are not."""
+    from myoimg.segment import compartments as comp
+
+    ridge = np.zeros((120, 120))
+    ridge[10:41, 50] = 1.0  # line A, lower end (40, 50)
+    ridge[55:91, 50] = 1.0  # line B, upper end (55, 50): 15 px below A
+    ridge[70, 60:91] = 1.0  # line C, at right angles, its end 10 px from B
+    ridge[10:41, 15] = 1.0  # lines D and E: collinear, 30 px apart
+    ridge[71:110, 15] = 1.0
+    assert comp.LINK_GAP_MM < 30.0
+    links = comp._septum_gap_links(ridge, np.ones(ridge.shape, bool), 1.0)
+    assert len(links) == 1
+    jj, ii = links[0]
+    assert set(ii.tolist()) == {50} and sorted(jj.tolist()) == list(range(40, 56))
+
+
+def test_vastus_intermedius_does_not_leak_through_a_broken_septum(monkeypatch):
+    """A ring septum round VI (22 mm from the femur centre), broken over 40 degrees
+    (15 mm) laterally: without the gap link the VI flood leaks out through the gap into
+    VL; with it VI stays inside the ring."""
+    from myoimg.segment import compartments as comp
+
+    jj, ii = np.mgrid[0:170, 0:170].astype(float)
+    x, y = ii - 85.0, jj - 85.0
+    r = np.hypot(x, y)
+    th = np.degrees(np.arctan2(-x, -y))  # right leg: lateral is -x, anterior is -y
+    sl = np.where(r <= 72, 80.0, 0.0).astype(np.float32)
+    sl[r <= 63] = 500.0
+    ring = (np.abs(r - 22.0) < 1.0) & (th > -30.0) & (th < 120.0) & ~((th > 50.0) & (th < 90.0))
+    sl[ring] = 80.0
+    sl[r <= 13] = 10.0
+    sl += np.random.default_rng(3).normal(0, 8.0, sl.shape).astype(np.float32)
+    vi_id = comp.GROUPS.index("VI") + 1
+    outside = {}
+    for gap in (0.0, comp.LINK_GAP_MM):
+        monkeypatch.setattr(comp, "LINK_GAP_MM", gap)
+        res = comp.segment_leg_slice(
+            sl, r <= 72, r <= 13, (0.0, 0.0), x, y, "R", (1.0, 1.0), False, level=0.5
+        )
+        outside[gap] = int(((res.groups == vi_id) & (r > 24.0) & (th > 40) & (th < 100)).sum())
+    assert outside[0.0] > 100  # the leak the rule is for
+    assert outside[comp.LINK_GAP_MM] < 10
