@@ -255,8 +255,9 @@ def test_level_model_interpolates_between_anatomical_keypoints():
             model = dict((gg, (tt, uu)) for gg, tt, uu in marker_model(level))
             assert tuple(model) == GROUPS  # group order (label ids) never changes
             assert np.allclose(model[g], (t, u))
-        # outside 0..1 the ends hold
-        assert np.allclose(dict((gg, tt) for gg, tt, _ in marker_model(-0.5))[g], keys[0][1])
+        # outside 0..1 the ends hold (no RF seed at all near the knee, below)
+        if g != "RF":
+            assert np.allclose(dict((gg, tt) for gg, tt, _ in marker_model(-0.5))[g], keys[0][1])
         assert np.allclose(dict((gg, tt) for gg, tt, _ in marker_model(2.0))[g], keys[-1][1])
     # Half-way between the 0.25 and 0.75 keypoints: their mean (VM seed's medial edge).
     vm = {lv: t for lv, t, _ in LEVEL_MODEL["VM"]}
@@ -270,8 +271,10 @@ def test_level_model_interpolates_between_anatomical_keypoints():
     vi = {lv: t for lv, t, _ in LEVEL_MODEL["VI"]}
     assert vi[1.0][1] < 45.0 < vi[0.0][1]
     # No rectus femoris seed near the knee (its tendon), one above.
-    rf = {lv: dict((g, t) for g, t, _ in marker_model(lv))["RF"] for lv in (0.0, RF_MIN_LEVEL)}
+    rf = {lv: dict((g, t) for g, t, _ in marker_model(lv))["RF"] for lv in (0.0, RF_MIN_LEVEL, 1.0)}
     assert rf[0.0][1] < rf[0.0][0] and rf[RF_MIN_LEVEL][1] > rf[RF_MIN_LEVEL][0]
+    # At the top RF lies lateral of the sartorius crossing in front: its seed moves off it.
+    assert rf[1.0][0] > rf[RF_MIN_LEVEL][0] and rf[1.0][0] > sar[1.0][1]
 
 
 def test_gluteus_maximus_seeded_only_at_the_top_of_the_thigh_and_never_labelled(huashan_result):

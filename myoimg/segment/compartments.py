@@ -55,6 +55,12 @@ MARKER_MODEL: tuple[tuple[str, tuple[float, float], tuple[float, float]], ...] =
 )
 GROUPS = tuple(g for g, _, _ in MARKER_MODEL)
 
+# The rectus femoris belly ends in the quadriceps tendon some 6-8 cm above the distal end
+# of the femoral shaft (the tendon is not muscle): no RF seed below this level (0.2 of
+# SHAFT_MM is 6 cm). The real development case's RF ends between levels 0.2 and 0.36;
+# 0.15 seeded RF on its tendon.
+RF_MIN_LEVEL = 0.2
+
 # Level-dependent seeds at anatomical levels along the femoral shaft (0 = distal end of
 # the shaft above the knee, 1 = proximal end below the trochanters; piecewise linear in
 # between; see ``segment_thigh`` for how the level of a slice is found).
@@ -76,6 +82,15 @@ LEVEL_MODEL: dict[str, tuple[tuple[float, tuple[float, float], tuple[float, floa
         (0.0, (-30.0, 110.0), (0.0, 0.1)),
         (0.7, (-30.0, 110.0), (0.0, 0.1)),
         (1.0, (-40.0, 20.0), (0.0, 0.1)),
+    ),
+    # Over the top of the shaft the rectus femoris (from the anterior inferior iliac
+    # spine) lies between the tensor fasciae latae laterally and the sartorius, which
+    # crosses in front antero-medially: the seed's medial edge moves off the sartorius.
+    # Real case, levels 0.84-1: its RF's median angle +6..+13 deg, 5th percentile -11..+2.
+    "RF": (
+        (RF_MIN_LEVEL, (-12.0, 12.0), (0.75, 0.92)),
+        (0.75, (-12.0, 12.0), (0.75, 0.92)),
+        (1.0, (-4.0, 16.0), (0.75, 0.92)),
     ),
     "VM": (
         (0.0, (-100.0, -40.0), (0.25, 0.8)),
@@ -106,11 +121,6 @@ LEVEL_MODEL: dict[str, tuple[tuple[float, tuple[float, float], tuple[float, floa
         (1.0, (-110.0, -70.0), (0.3, 0.8)),
     ),
 }
-# The rectus femoris belly ends in the quadriceps tendon some 6-8 cm above the distal end
-# of the femoral shaft (the tendon is not muscle): no RF seed below this level (0.2 of
-# SHAFT_MM is 6 cm). The real development case's RF ends between levels 0.2 and 0.36;
-# 0.15 seeded RF on its tendon.
-RF_MIN_LEVEL = 0.2
 GMAX_LEVEL = 0.9
 # VM's highest fibres arise from the spiral line below the lesser trochanter; over the top
 # tenth of the shaft the medial side of the femur is the iliopsoas (inserting on the
