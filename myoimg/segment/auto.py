@@ -244,6 +244,7 @@ def _fill_track_gaps(picks, tracks, body, grids, spacing_ij, dz: float) -> int:
     """
     n_filled = 0
     n_extra = int(EXTRAPOLATE_MM // max(dz, 1e-3))
+    n_paired = int(PAIRED_EXTRAPOLATE_MM // max(dz, 1e-3))
     detected = [{k for k, c in enumerate(ch) if c is not None} for ch in picks]
     for n, (chosen, coef) in enumerate(zip(picks, tracks, strict=True)):
         ks = [k for k, c in enumerate(chosen) if c is not None]
@@ -252,7 +253,6 @@ def _fill_track_gaps(picks, tracks, body, grids, spacing_ij, dz: float) -> int:
         radius = float(np.median([chosen[k].radius_mm for k in ks]))
         lo, hi = max(0, ks[0] - n_extra), min(len(chosen) - 1, ks[-1] + n_extra)
         other = set().union(*(d for m, d in enumerate(detected) if m != n))
-        n_paired = int(PAIRED_EXTRAPOLATE_MM // max(dz, 1e-3))
         while lo - 1 in other and ks[0] - (lo - 1) <= n_paired:
             lo -= 1
         while hi + 1 in other and (hi + 1) - ks[-1] <= n_paired:
