@@ -123,6 +123,29 @@ def test_eroded_rim_takes_nearest_kept_class():
         oedema_metrics(image, labels, rim="ignore", bias_correct=False)
 
 
+def test_fat_in_the_eroded_rim_is_never_oedema():
+    """A label border that took in septum fat next to oedema: the rim rule would give the
+    fat the oedematous class of its nearest kept voxel; fat (below FAT_BELOW_NORM x
+    healthy muscle) is never oedema."""
+    from myoimg.quantify.mri import FAT_BELOW_NORM
+
+    image, labels = _block_phantom()
+    arr = sitk.GetArrayFromImage(image)
+    arr[:, 5, 20:25] = 20.0  # the corner block's top rim row: fat (0.2 x muscle)
+    assert 20.0 / 100.0 < FAT_BELOW_NORM
+    fatty = sitk.GetImageFromArray(arr)
+    fatty.CopyInformation(image)
+    q = oedema_metrics(
+        fatty, labels, reference_labels=[14], threshold="mean+2sd", erode_inplane=1,
+        bias_correct=False,
+    )
+    # 45 oedema voxels per slice as in the test above, minus the 5 fat rim voxels.
+    assert q.muscles["R_VL"]["oedema_fraction"] == pytest.approx(40 / 400)
+    oed = sitk.GetArrayFromImage(q.oedema)
+    assert not oed[:, 5, 20:25].any() and oed[:, 6:8, 24].all()
+    assert str(FAT_BELOW_NORM) in q.parameters["oedema_fraction"]
+
+
 def test_absolute_and_3sd_thresholds():
     image, labels = _block_phantom()
     q = oedema_metrics(

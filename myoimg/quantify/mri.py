@@ -313,7 +313,11 @@ def muscle_envelope(labels: sitk.Image) -> sitk.Image:
 
 #: Normalised T2-FS signal (1 = healthy muscle) below which a labelled voxel is taken as
 #: fat (intermuscular septa, fascia, fat replacement; fat is ~0.1-0.3 of muscle on
-#: fat-suppressed images) and left out of the PET statistics by :func:`without_fat`.
+#: fat-suppressed images) and left out of the PET statistics by :func:`without_fat`; a
+#: rim voxel of :func:`oedema_metrics` this dark is not oedema (rim rule "nearest").
+#: Automatic labels that took in septum fat at an oedematous muscle's border had that
+#: fat counted as oedema by the rim rule: generated seeds 1-2, baseline, worst oedema
+#: fraction error +0.075 / +0.103 -> +0.056 / +0.082, true labels unchanged.
 FAT_BELOW_NORM = 0.5
 
 
@@ -450,7 +454,8 @@ def oedema_metrics(
         takes the oedema class of the nearest kept voxel of the same muscle (same slice
         first), and the oedema fraction is over the full label, so the rim's partial
         volume never decides a class but the muscle is sampled in full (oedema is often
-        less or more frequent near the fascia than in the core). "excluded": the
+        less or more frequent near the fascia than in the core); a rim voxel darker than
+        :data:`FAT_BELOW_NORM` x healthy muscle is fat, never oedema. "excluded": the
         fraction is over the eroded muscle only (the behaviour before the rim rule).
     min_cluster : int
         Fewest voxels of an oedema cluster (in-plane 8-connected, per slice, within one
@@ -547,6 +552,9 @@ def oedema_metrics(
         counted = eroded
         if rim == "nearest" and erode and not np.array_equal(eroded, full):
             above = _fill_rim(above, eroded) & full
+            # A rim voxel darker than fat's cut-off is the septum or fascia a label's
+            # border took in, not oedema, whatever the muscle next to it shows.
+            above &= ~(full & ~eroded & (norm[box] < FAT_BELOW_NORM))
             counted = full
         oedema[box][above] = 1
         volume = float(full.sum()) * voxel_ml
@@ -606,7 +614,8 @@ def oedema_metrics(
         if min_cluster > 1
         else "every voxel above the threshold is oedema",
         "oedema_fraction": "oedema voxels / voxels of the full label; the rim removed by "
-        "erosion takes the class of the nearest kept voxel (same slice first)"
+        "erosion takes the class of the nearest kept voxel (same slice first), except rim "
+        f"voxels below {FAT_BELOW_NORM:g} x healthy muscle (fat), never oedema"
         if rim == "nearest"
         else "oedema voxels / voxels of the eroded muscle",
         "oedema_volume_ml": "oedema_fraction x full label volume",
