@@ -140,16 +140,12 @@ def test_vm_stays_in_front_of_medial_septum(level):
     """
     from myoimg.segment import compartments as comp
 
-    jj, ii = np.mgrid[0:170, 0:170].astype(float)
-    x, y = ii - 85.0, jj - 85.0
-    r = np.hypot(x, y)
-    th = np.degrees(np.arctan2(-x, -y))  # right leg: lateral is -x, anterior is -y
-    sl = np.where(r <= 72, 80.0, 0.0).astype(np.float32)
-    sl[r <= 63] = 500.0
-    sl[(np.abs(th - 170.0) < 1.5) & (r < 63) & (r > 13)] = 80.0
-    sl[(np.abs(r - 25.0) < 1.0) & ((th < -100.0) | (th > 170.0))] = 80.0
-    sl[r <= 13] = 10.0
-    sl += np.random.default_rng(0).normal(0, 8.0, sl.shape).astype(np.float32)
+    def septa(r, th):
+        return ((np.abs(th - 170.0) < 1.5) & (r < 63) & (r > 13)) | (
+            (np.abs(r - 25.0) < 1.0) & ((th < -100.0) | (th > 170.0))
+        )
+
+    sl, x, y, r, th = _right_leg_slice(0, septa)
     res = comp.segment_leg_slice(
         sl, r <= 72, r <= 13, (0.0, 0.0), x, y, "R", (1.0, 1.0), False, level=level
     )
@@ -441,18 +437,29 @@ def test_body_outline_keeps_dark_fat_of_a_noisy_scan():
     assert not body[r > 74.0].any()
 
 
-def _uniform_right_leg_split(level: float, seed: int):
-    """Groups of one right-leg slice of uniform muscle with no septa at all (the worst
-    case for the watershed): 72 mm leg, 9 mm of fat, 13 mm femur, 1 mm pixels."""
-    from myoimg.segment import compartments as comp
-
+def _right_leg_slice(seed: int, septa=None):
+    """One right-leg slice, identity geometry, 1 mm pixels: 72 mm leg, 9 mm of fat, uniform
+    muscle, 13 mm femur at the origin; ``septa(r, th)`` returns a mask painted with fat.
+    Returns the slice and its x, y, r (mm) and th (deg; lateral is -x, anterior -y)."""
     jj, ii = np.mgrid[0:170, 0:170].astype(float)
     x, y = ii - 85.0, jj - 85.0
     r = np.hypot(x, y)
+    th = np.degrees(np.arctan2(-x, -y))  # right leg: lateral is -x, anterior is -y
     sl = np.where(r <= 72, 80.0, 0.0).astype(np.float32)
     sl[r <= 63] = 500.0
+    if septa is not None:
+        sl[septa(r, th)] = 80.0
     sl[r <= 13] = 10.0
     sl += np.random.default_rng(seed).normal(0, 8.0, sl.shape).astype(np.float32)
+    return sl, x, y, r, th
+
+
+def _uniform_right_leg_split(level: float, seed: int):
+    """Groups of one right-leg slice of uniform muscle with no septa at all (the worst
+    case for the watershed)."""
+    from myoimg.segment import compartments as comp
+
+    sl, x, y, r, _ = _right_leg_slice(seed)
     return comp.segment_leg_slice(
         sl, r <= 72, r <= 13, (0.0, 0.0), x, y, "R", (1.0, 1.0), False, level=level
     )
@@ -587,16 +594,10 @@ def test_vastus_intermedius_does_not_leak_through_a_broken_septum(monkeypatch):
     VL; with it VI stays inside the ring."""
     from myoimg.segment import compartments as comp
 
-    jj, ii = np.mgrid[0:170, 0:170].astype(float)
-    x, y = ii - 85.0, jj - 85.0
-    r = np.hypot(x, y)
-    th = np.degrees(np.arctan2(-x, -y))  # right leg: lateral is -x, anterior is -y
-    sl = np.where(r <= 72, 80.0, 0.0).astype(np.float32)
-    sl[r <= 63] = 500.0
-    ring = (np.abs(r - 22.0) < 1.0) & (th > -30.0) & (th < 120.0) & ~((th > 50.0) & (th < 90.0))
-    sl[ring] = 80.0
-    sl[r <= 13] = 10.0
-    sl += np.random.default_rng(3).normal(0, 8.0, sl.shape).astype(np.float32)
+    def ring(r, th):
+        return (np.abs(r - 22.0) < 1.0) & (th > -30.0) & (th < 120.0) & ~((th > 50.0) & (th < 90.0))
+
+    sl, x, y, r, th = _right_leg_slice(3, ring)
     vi_id = comp.GROUPS.index("VI") + 1
     outside = {}
     for gap in (0.0, comp.LINK_GAP_MM):
