@@ -233,26 +233,26 @@ def _femur_tracks(
     return tracks, picks
 
 
-def _fill_track_gaps(picks, tracks, body, grids, spacing_ij, dz: float) -> int:
+def _fill_track_gaps(picks, tracks, body, grids, spacing_ij, dz: float, detected) -> int:
     """Put a femur where a track misses one: inside its run, or a few mm past its ends.
 
     The shaft is straight, so the fitted line predicts its centre; its radius is the
     track's median. Past the ends only up to EXTRAPOLATE_MM (the shaft does not stop
     abruptly, but the knee and hip are not shaft), or up to PAIRED_EXTRAPOLATE_MM over
     slices where the other leg's femur is detected; only where the predicted centre is
-    deep inside the body.
+    deep inside the body. ``detected`` lists, per track, the slices where its femur was
+    found (before any filling).
     """
     n_filled = 0
     n_extra = int(EXTRAPOLATE_MM // max(dz, 1e-3))
     n_paired = int(PAIRED_EXTRAPOLATE_MM // max(dz, 1e-3))
-    detected = [{k for k, c in enumerate(ch) if c is not None} for ch in picks]
     for n, (chosen, coef) in enumerate(zip(picks, tracks, strict=True)):
         ks = [k for k, c in enumerate(chosen) if c is not None]
         if len(ks) < 2:
             continue
         radius = float(np.median([chosen[k].radius_mm for k in ks]))
         lo, hi = max(0, ks[0] - n_extra), min(len(chosen) - 1, ks[-1] + n_extra)
-        other = set().union(*(d for m, d in enumerate(detected) if m != n))
+        other = set().union(*(set(d) for m, d in enumerate(detected) if m != n))
         while lo - 1 in other and ks[0] - (lo - 1) <= n_paired:
             lo -= 1
         while hi + 1 in other and (hi + 1) - ks[-1] <= n_paired:
@@ -394,9 +394,9 @@ def segment_thigh(
             f"this series does not look like a thigh: a femur was found on {n_found} of {nz} "
             "slices (need at least half); check the series (axial thigh MRI expected)"
         )
-    # The shaft's ends for the level model are where the femur is seen, not filled in.
+    # Where the femur is seen, not filled in: the paired fill and the level model's shaft ends.
     detected = [[k for k in range(nz) if p[k] is not None] for p in picks]
-    n_filled = _fill_track_gaps(picks, tracks, body, grids, spacing_ij, float(sp[2]))
+    n_filled = _fill_track_gaps(picks, tracks, body, grids, spacing_ij, float(sp[2]), detected)
     if n_filled:
         messages.append(
             f"femur position interpolated along its straight track on {n_filled} slice(s) "
