@@ -265,6 +265,29 @@ def test_fascia_depth_ignores_superficial_vein_and_takes_fascia_line():
     np.testing.assert_array_equal(depth, 7.0)
 
 
+def test_fascia_depth_keeps_partly_fat_replaced_muscle_under_the_fat():
+    """A 12 mm layer between fat and muscle in signal (neither fat- nor muscle-like) under
+    10 mm of fat over 40 bins, with a fat streak (line) 8 mm into it. Without ``notfat``
+    the contour drops to the streak (40 bins * FASCIA_LINE = 60 > two 8 mm bends, 32);
+    with it, leaving 8 mm of such tissue outside costs 40 * 8 * FASCIA_KEEP = 48 more
+    and the contour stays on top of the layer."""
+    from myoimg.segment import compartments as comp
+
+    assert 40 * comp.FASCIA_LINE > 2 * 8 * comp.FASCIA_BEND
+    assert 40 * 8 * comp.FASCIA_KEEP + 2 * 8 * comp.FASCIA_BEND > 40 * comp.FASCIA_LINE
+    first, ml, fl, line = _fascia_profiles()
+    layer = slice(80, 120)
+    first[layer] = 22.0
+    ml[layer, :22] = 0.0
+    fl[layer, 10:] = 0.0
+    line[layer, 18] = 1.0
+    notfat = 1.0 - fl
+    notfat[:, :10] = 0.0
+    np.testing.assert_array_equal(comp._fascia_depth(first, ml, fl, line, 1.0)[layer], 18.0)
+    depth = comp._fascia_depth(first, ml, fl, line, 1.0, notfat)
+    np.testing.assert_array_equal(depth, 10.0)
+
+
 def test_canal_vessels_only_at_the_vm_adductor_sartorius_junction():
     """A bright blob where VM, adductors and sartorius meet is a vessel (taken out); an
     equally bright blob inside VM away from that junction is oedema (kept)."""

@@ -216,6 +216,16 @@ LOCAL_FAT_MM = 10.0
 LOCAL_FAT_TOL = (0.05, 0.15)
 FASCIA_BEND = 2.0  # cost per mm of depth change between neighbouring (2-degree) bins
 FASCIA_EXCL = 2.0  # cost per mm of muscle-like tissue left outside the fascia
+# A partly fat-replaced muscle (between fat and muscle in signal, so neither muscle-like
+# nor fat-like) under the subcutaneous fat costs nothing on either side of the fascia, and
+# a streak of fat inside it (a fascia-like dark line) drew the contour through its middle
+# (real case: the upper rectus femoris cut in half on six slices). Tissue unlike the fat
+# above it on its own ray is inside the deep fascia, so leaving it out costs FASCIA_KEEP
+# per mm: a muscle's thickness outside outweighs a line, a vein's few mm do not. Only
+# below >= KEEP_BELOW_FAT_MM of fat-like tissue on the ray: where no fat layer shows
+# (over the hip, a thin or noisy layer) there is nothing to be "below".
+FASCIA_KEEP = 0.15
+KEEP_BELOW_FAT_MM = 3.0
 FASCIA_LINE = 1.5  # reward for sitting on a fascia line (dark ridge, 0-1)
 # VM's posterior limit (degrees from anterior, medial negative) by level along the shaft
 # (0 distal, 1 proximal), piecewise linear: the medial intermuscular septum leaves the
@@ -381,6 +391,7 @@ def _fascia_depth(
     fatlike: np.ndarray,
     line: np.ndarray,
     step: float,
+    notfat: np.ndarray | None = None,
 ) -> np.ndarray:
     """Closed smooth fascia depth (mm below the skin) per angular bin, by dynamic programming.
 
@@ -396,13 +407,17 @@ def _fascia_depth(
         Fascia-line evidence (0-1) at the same depths.
     step : float
         Depth grid spacing (mm).
+    notfat : ndarray (N_BINS, n_depths), optional
+        How unlike the ray's subcutaneous fat each sample is (0-1), where it lies under
+        that fat; ``None``: not used.
 
     Returns
     -------
     ndarray (N_BINS,)
         Depth (mm) of the fascia. Costs (mm-equivalents) per bin: smooth fat left inside
         between the fascia and the first muscle (capped at FASCIA_CAP_MM), muscle-like
-        tissue left outside (FASCIA_EXCL per mm), minus FASCIA_LINE x the line evidence;
+        tissue left outside (FASCIA_EXCL per mm), tissue unlike the fat above it left
+        outside (FASCIA_KEEP per mm), minus FASCIA_LINE x the line evidence;
         plus FASCIA_BEND per mm of depth change between neighbouring bins, circularly.
         So the contour follows the first muscle, except that it crosses over a notch
         whose content does not look like subcutaneous fat (a fat-replaced muscle) or
@@ -419,9 +434,14 @@ def _fascia_depth(
     # its few mm, a muscle belly much more.
     m = np.where(d[None, :] >= SKIN_MM, musclelike, 0.0) * step
     outside_muscle = np.cumsum(m, axis=1) - m
+    outside_notfat = 0.0
+    if notfat is not None:
+        nf = np.where(d[None, :] >= SKIN_MM, notfat, 0.0) * step
+        outside_notfat = np.cumsum(nf, axis=1) - nf
     cost = (
         FASCIA_PULL * np.minimum(inside_fat, FASCIA_CAP_MM)
         + FASCIA_EXCL * outside_muscle
+        + FASCIA_KEEP * outside_notfat
         - FASCIA_LINE * line
     )
     cost[:, d < min(SKIN_MM, d[-1])] = np.inf  # the blurred skin edge
@@ -708,11 +728,14 @@ def segment_leg_slice_turned(
     # muscle that keeps some water signal (brighter than the fat over it on fat-suppressed
     # images) is then no subcutaneous fat, and the fascia may cross over it.
     sm_rays = _ray_samples(sm, femur_xy, x, y, lat_sign, r_skin, d_grid, order=1)
-    fatlike *= _local_fat_likeness(sm_rays, first_muscle, d_grid, contrast, fat_bright)
+    local_fat = _local_fat_likeness(sm_rays, first_muscle, d_grid, contrast, fat_bright)
+    fatlike *= local_fat
+    fat_above = np.cumsum(np.where(d_grid[None, :] >= SKIN_MM, local_fat, 0.0), axis=1)
+    notfat = np.where(fat_above * FASCIA_STEP_MM >= KEEP_BELOW_FAT_MM, 1.0 - local_fat, 0.0)
     musclelike = _ray_samples(muscle_like, femur_xy, x, y, lat_sign, r_skin, d_grid, order=1)
     rr = r_skin[:, None] - d_grid[None, :]
     musclelike[rr <= r_fem[:, None]] = 1.0
-    thick = _fascia_depth(first_muscle, musclelike, fatlike, line, FASCIA_STEP_MM)
+    thick = _fascia_depth(first_muscle, musclelike, fatlike, line, FASCIA_STEP_MM, notfat)
     # Subcutaneous fat over the front of the thigh is about as thick as over its
     # antero-medial and antero-lateral flanks and its lateral side (thickness varies
     # smoothly around the limb); a much deeper first muscle in front is a fat-replaced
