@@ -103,17 +103,18 @@ LEVEL_MODEL: dict[str, tuple[tuple[float, tuple[float, float], tuple[float, floa
         (1.0, (-50.0, -35.0), (0.15, 0.3)),
     ),
     # A strap under the fascia: 10-15 mm thick where femur and fascia lie 40-60 mm apart
-    # medially, i.e. the outer quarter of the depth (generated studies: its median u is
-    # 0.70-0.84 along the stack; a band from 0.85 sat in its superficial rim only).
+    # medially, i.e. the outer fifth to quarter of the depth (generated studies: its
+    # median u is 0.70-0.84 along the stack; a band from 0.85 sat in its superficial rim
+    # only; from 0.75 it reached into the vastus medialis under a thin strap).
     # Over the top of the shaft the sartorius is a thick belly roofing the femoral
     # triangle, with the iliopsoas and the femoral vessels between it and the femur, not
     # a strap under the fascia: its seed reaches deeper there. Real case, levels 0.9-1:
     # the sartorius' centre lay at u ~0.7, below the strap's band, and the rectus
     # femoris' seed flooded it.
     "SAR": (
-        (0.0, (-135.0, -105.0), (0.75, 1.0)),
-        (0.25, (-110.0, -80.0), (0.75, 1.0)),
-        (0.75, (-70.0, -40.0), (0.75, 1.0)),
+        (0.0, (-135.0, -105.0), (0.8, 1.0)),
+        (0.25, (-110.0, -80.0), (0.8, 1.0)),
+        (0.75, (-70.0, -40.0), (0.8, 1.0)),
         (1.0, (-40.0, -18.0), (0.6, 1.0)),
     ),
     "GRA": (
