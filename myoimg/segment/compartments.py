@@ -439,20 +439,14 @@ def _fascia_depth(
     # the first muscle, minus the fascia-line reward.
     f = np.where(above > 0, fatlike, 0.0) * step
     inside_fat = np.cumsum(f[:, ::-1], axis=1)[:, ::-1]
-    # Muscle-like tissue (mm) left outside, above the fascia: a superficial vein costs
-    # its few mm, a muscle belly much more.
-    m = np.where(d[None, :] >= SKIN_MM, musclelike, 0.0) * step
-    outside_muscle = np.cumsum(m, axis=1) - m
-    outside_notfat = 0.0
+    # Tissue left outside, above the fascia: muscle-like tissue (a superficial vein costs
+    # its few mm, a muscle belly much more) and tissue unlike the fat above it.
+    per_mm = FASCIA_EXCL * musclelike
     if notfat is not None:
-        nf = np.where(d[None, :] >= SKIN_MM, notfat, 0.0) * step
-        outside_notfat = np.cumsum(nf, axis=1) - nf
-    cost = (
-        FASCIA_PULL * np.minimum(inside_fat, FASCIA_CAP_MM)
-        + FASCIA_EXCL * outside_muscle
-        + FASCIA_KEEP * outside_notfat
-        - FASCIA_LINE * line
-    )
+        per_mm = per_mm + FASCIA_KEEP * notfat
+    o = np.where(d[None, :] >= SKIN_MM, per_mm, 0.0) * step
+    outside = np.cumsum(o, axis=1) - o
+    cost = FASCIA_PULL * np.minimum(inside_fat, FASCIA_CAP_MM) + outside - FASCIA_LINE * line
     cost[:, d < min(SKIN_MM, d[-1])] = np.inf  # the blurred skin edge
     # Circular: run over three turns and keep the middle one (the ends' start-up effects
     # die out within a turn).
