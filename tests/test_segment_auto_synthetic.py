@@ -288,6 +288,22 @@ def test_fascia_depth_keeps_partly_fat_replaced_muscle_under_the_fat():
     np.testing.assert_array_equal(depth, 10.0)
 
 
+def test_fat_elevation_is_graded_between_fat_and_muscle():
+    """Fat is a full W_FAT border, muscle none, and tissue 40 % of the way from fat to
+    muscle (a partly fat-replaced muscle) half of it, on fat-suppressed (fat 80, muscle
+    500) and fat-bright (fat 900, muscle 300) contrasts alike."""
+    from myoimg.segment import compartments as comp
+
+    w = comp.W_FAT
+    lo, hi = comp.FAT_RAMP
+    for fat, mus in ((80.0, 500.0), (900.0, 300.0)):
+        levels = fat + np.array([0.0, lo, 0.5 * (lo + hi), hi, 1.0, 1.5]) * (mus - fat)
+        np.testing.assert_allclose(
+            comp._fat_elevation(levels, fat, mus), [w, w, w / 2, 0.0, 0.0, 0.0], atol=1e-6
+        )
+    assert 0.5 * (lo + hi) == pytest.approx(0.4)  # centred on the muscle-like cut
+
+
 def test_canal_vessels_only_at_the_vm_adductor_sartorius_junction():
     """A bright blob where VM, adductors and sartorius meet is a vessel (taken out); an
     equally bright blob inside VM away from that junction is oedema (kept)."""

@@ -805,9 +805,7 @@ def segment_leg_slice_turned(
     # Fat itself is a border too (broad intermuscular fat pads), in proportion to how
     # fat-like it is: a partly fat-replaced muscle is less of a border than fat.
     if fat_level is not None and mus_level != fat_level:
-        frac = (sm - fat_level) / (mus_level - fat_level)
-        lo, hi = FAT_RAMP
-        fatness = np.clip((hi - frac) / (hi - lo), 0.0, 1.0).astype(np.float32) * W_FAT
+        fatness = _fat_elevation(sm, fat_level, mus_level)
     else:
         fatness = (~muscle_like).astype(np.float32) * W_FAT
     elev = ridge + fatness
@@ -819,6 +817,15 @@ def segment_leg_slice_turned(
         _partition(elev, inside, theta, u, level, rot, muscle_like, ridge, sm, fat_bright, (si, sj))
         for rot in rotations_deg
     ]
+
+
+def _fat_elevation(sm: np.ndarray, fat_level: float, mus_level: float) -> np.ndarray:
+    """Watershed elevation from fat: W_FAT at up to FAT_RAMP[0] of the way from the fat
+    level to the muscle level, 0 from FAT_RAMP[1] on, linear between (either contrast:
+    the fraction is measured from fat toward muscle, whichever is brighter)."""
+    frac = (sm - fat_level) / (mus_level - fat_level)
+    lo, hi = FAT_RAMP
+    return np.clip((hi - frac) / (hi - lo), 0.0, 1.0).astype(np.float32) * W_FAT
 
 
 def _partition(
