@@ -199,11 +199,12 @@ def marker_model(level: float | None = None):
 
 N_BINS = 180
 W_FAT = 0.3
+MUSCLE_LIKE_FRAC = 0.4  # of the way from the leg's fat level to its muscle level
 # Watershed elevation from fat: W_FAT where the signal is at most FAT_RAMP[0] of the way
 # from the leg's fat level to its muscle level, none from FAT_RAMP[1] up, linear between
-# (centred on the 40 % muscle-like cut; a binary cut made a partly fat-replaced muscle a
+# (centred on the muscle-like cut; a binary cut made a partly fat-replaced muscle a
 # wall as high as fat: real case .729 -> .733, generated studies unchanged).
-FAT_RAMP = (0.2, 0.6)
+FAT_RAMP = (MUSCLE_LIKE_FRAC - 0.2, MUSCLE_LIKE_FRAC + 0.2)
 COMPACTNESS = 0.003
 SEPTUM_RIDGE = 0.5  # ridge strength (fraction of its 99th percentile) of a septum
 R_CAP_FACTOR = 1.4
@@ -669,7 +670,7 @@ def segment_leg_slice_turned(
     # skin (3-7 mm deep: below the blurred skin edge, within the fat layer of all but the
     # leanest thighs); the deep thigh (>20 mm) is mostly muscle, but partly fatty or
     # fat-replaced, so its upper quartile stands for muscle (on T1: lower quartile).
-    # A pixel is muscle-like when it is 40% of the way from fat to muscle.
+    # A pixel is muscle-like from MUSCLE_LIKE_FRAC of the way from fat to muscle on.
     depth = ndi.distance_transform_edt(leg, sampling=(sj, si))
     ring = soft & (depth >= 3.0) & (depth <= 7.0)
     deep = soft & (depth > 20.0)
@@ -677,7 +678,7 @@ def segment_leg_slice_turned(
     if ring.sum() > 20 and deep.sum() > 20:
         fat_level = float(np.median(sm[ring]))
         mus_level = float(np.percentile(sm[deep], 25 if fat_bright else 75))
-        t = fat_level + 0.4 * (mus_level - fat_level)
+        t = fat_level + MUSCLE_LIKE_FRAC * (mus_level - fat_level)
         contrast = abs(mus_level - fat_level)
     else:
         t = float(filters.threshold_otsu(vals)) if vals.size > 10 else float(np.median(sm))
