@@ -135,6 +135,32 @@ def test_one_leg_crop_keeps_side(huashan, huashan_result):
     assert res_l.sides == ("L",)
 
 
+def test_threads_give_the_serial_result(huashan, huashan_result, monkeypatch):
+    """Slices are split on several threads; one thread must give the same labels."""
+    import myoimg.segment.auto as auto
+
+    monkeypatch.setattr(auto, "_n_threads", lambda: 1)
+    serial = segment_thigh(huashan[0])
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(serial.labels), sitk.GetArrayFromImage(huashan_result.labels)
+    )
+    assert serial.messages == huashan_result.messages
+
+
+def test_thread_map_keeps_order_and_raises():
+    from myoimg.segment.auto import _thread_map
+
+    assert list(_thread_map(lambda v: v * v, range(7))) == [v * v for v in range(7)]
+
+    def bad(v):
+        if v == 3:
+            raise ValueError("slice 3")
+        return v
+
+    with pytest.raises(ValueError, match="slice 3"):
+        list(_thread_map(bad, range(6)))
+
+
 def test_head_is_refused():
     head = sitk.ReadImage(get_testdata_file("MR_small.dcm"))
     with pytest.raises(SegmentationError, match="does not look like a thigh"):
