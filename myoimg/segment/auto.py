@@ -582,44 +582,35 @@ def segment_thigh(
         + ", ".join(f"{s} {rotations[s]:+.0f} deg" for s in sides)
     )
 
+    def store(k: int, side: str, leg, fmask, bb, res) -> None:
+        # The two legs' masks are disjoint, so the order of the slices does not matter.
+        thigh[k][leg] = 1 if side == "R" else 2
+        femur_mask[k][fmask] = 1
+        muscle[k][bb][res.inside_fascia] = 1
+        comps[k][bb][res.groups > 0] = res.groups[res.groups > 0]
+        for g, group in enumerate(GROUPS, start=1):
+            if f"{side}_{group}" not in BY_NAME:  # a muscle we do not label
+                continue
+            labels[k][bb][res.groups == g] = BY_NAME[f"{side}_{group}"].id
+
+    # The search already split its slices at every turn: keep the chosen turn's split.
+    for (side, k), out in searched.items():
+        if out is not None:
+            leg, fmask, bb, all_turns = out
+            turn = ROTATION_CANDIDATES_DEG.index(rotations[side])
+            store(k, side, leg, fmask, bb, all_turns[turn])
     jobs = [
         (k, side, p[k])
         for k in range(nz)
         for side, p in zip(sides, picks, strict=True)
         if p[k] is not None and (side, k) not in searched
     ]
-    split = _thread_map(lambda j: leg_slices(j[0], j[1], j[2], (rotations[j[1]],)), jobs)
-    fresh: dict = {}
-    n_taken = 0
-    for k in range(nz):
-        report("compartments", 0.5 + 0.45 * k / max(nz, 1))
-        for side, p in zip(sides, picks, strict=True):
-            if p[k] is None:
-                continue
-            if (side, k) in searched:  # the search already split this slice at every turn
-                out = searched.pop((side, k))
-                if out is None:
-                    continue
-                leg, fmask, bb, all_turns = out
-                res = all_turns[ROTATION_CANDIDATES_DEG.index(rotations[side])]
-            else:
-                while (side, k) not in fresh:  # the splits arrive in this loop's order
-                    jk, js, _ = jobs[n_taken]
-                    fresh[(js, jk)] = next(split)
-                    n_taken += 1
-                out = fresh.pop((side, k))
-                if out is None:
-                    continue
-                leg, fmask, bb, (res,) = out
-            thigh[k][leg] = 1 if side == "R" else 2
-            femur_mask[k][fmask] = 1
-            muscle[k][bb][res.inside_fascia] = 1
-            comps[k][bb][res.groups > 0] = res.groups[res.groups > 0]
-            for g, group in enumerate(GROUPS, start=1):
-                if f"{side}_{group}" not in BY_NAME:  # a muscle we do not label
-                    continue
-                lid = BY_NAME[f"{side}_{group}"].id
-                labels[k][bb][res.groups == g] = lid
+    splits = _thread_map(lambda j: leg_slices(j[0], j[1], j[2], (rotations[j[1]],)), jobs)
+    for n, ((k, side, _), out) in enumerate(zip(jobs, splits, strict=True)):
+        report("compartments", 0.5 + 0.45 * n / max(len(jobs), 1))
+        if out is not None:
+            leg, fmask, bb, (res,) = out
+            store(k, side, leg, fmask, bb, res)
     if sp[2] <= Z_SMOOTH_MAX_SPACING_MM and nz >= 3:
         labels = _z_majority(labels, muscle > 0)
         messages.append(
