@@ -310,12 +310,19 @@ def _side_of_single_leg(
     return side
 
 
+#: Most threads for the per-slice work: a container's affinity mask may list every CPU
+#: of a large host while its quota allows a few, and a slice batch is 10-60 jobs.
+MAX_THREADS = 8
+
+
 def _n_threads() -> int:
-    """CPUs this process may run on (the affinity mask where the OS has one)."""
+    """CPUs this process may run on (the affinity mask where the OS has one), at most
+    MAX_THREADS."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
+        n = os.cpu_count() or 1
+    return max(1, min(n, MAX_THREADS))
 
 
 def _thread_map(fn: Callable, items: Iterable) -> Iterator:
