@@ -135,6 +135,19 @@ def test_one_leg_crop_keeps_side(huashan, huashan_result):
     assert res_l.sides == ("L",)
 
 
+def test_field_of_view_cutting_the_lateral_thighs(huashan):
+    """Both thighs cut 26 mm at their lateral sides: the front fascia must not take the
+    cut sides (no skin, no fat seen) as its fat reference (RF was .55/.51 without that)."""
+    image, ref_img = huashan
+    i0, i1 = 44, image.GetSize()[0] - 48
+    res = segment_thigh(image[i0:i1, :, :])
+    ref = sitk.GetArrayFromImage(ref_img)[:, :, i0:i1]
+    lab = sitk.GetArrayFromImage(res.labels)
+    rf = [dice(lab == BY_NAME[n].id, ref == BY_NAME[n].id) for n in ("R_RF", "L_RF")]
+    assert np.mean(rf) >= DICE_FLOOR_RF, rf
+    assert any("edge of the field of view" in w for w in res.warnings)
+
+
 def test_threads_give_the_serial_result(huashan, huashan_result, monkeypatch):
     """Slices are split on several threads; one thread must give the same labels."""
     import myoimg.segment.auto as auto

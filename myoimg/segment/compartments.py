@@ -697,6 +697,14 @@ def segment_leg_slice_turned(
     # most ~1.4x its lateral radius (femur roughly central to slightly lateral), so cap
     # the leg there.
     lat_bins = (np.arange(N_BINS) + 0.5) * 360.0 / N_BINS - 180.0
+    # Bins where the leg runs into the image's edge (field of view narrower than the
+    # thighs): no skin there, so their fat thickness is no reference for the front's.
+    rim = np.zeros(leg.shape, dtype=bool)
+    rim[[0, -1], :] = True
+    rim[:, [0, -1]] = True
+    cut = np.zeros(N_BINS, dtype=bool)
+    cut[bins[leg & rim]] = True
+    cut |= np.roll(cut, 1) | np.roll(cut, -1)
     lateral = (lat_bins > 45.0) & (lat_bins < 135.0) & (r_skin > 0)
     if lateral.sum() >= 5:
         cap = R_CAP_FACTOR * float(np.median(r_skin[lateral]))
@@ -753,15 +761,22 @@ def segment_leg_slice_turned(
     # fascia. So the front fascia lies at most ANTERIOR_FAT_TOL_MM deeper than over the
     # thinner flank, and at most LATERAL_FAT_TOL_MM deeper than over the lateral side
     # (further round the limb, so a wider margin). The flanks may both cover fat-replaced
-    # muscle (VL's front, VM, sartorius); the lateral side is VL's bulk.
-    ang = (np.arange(N_BINS) + 0.5) * 360.0 / N_BINS - 180.0
-    cap = min(
-        thick[np.argmin(np.abs(ang + FLANK_DEG))] + ANTERIOR_FAT_TOL_MM,
-        thick[np.argmin(np.abs(ang - FLANK_DEG))] + ANTERIOR_FAT_TOL_MM,
-        float(np.median(thick[(ang > 60.0) & (ang < 120.0)])) + LATERAL_FAT_TOL_MM,
-    )
+    # muscle (VL's front, VM, sartorius); the lateral side is VL's bulk. A flank or side cut
+    # off by the image's edge shows no fat and is left out (huashan cut 26 mm at each
+    # lateral side: the front fascia was held 10 mm under the skin, inside the thick fat
+    # over the hips, and RF took that fat: RF .55/.51 -> .65/.61, mean .695 -> .717).
+    ang = lat_bins
+    caps = [
+        thick[b] + ANTERIOR_FAT_TOL_MM
+        for b in (np.argmin(np.abs(ang + FLANK_DEG)), np.argmin(np.abs(ang - FLANK_DEG)))
+        if not cut[b]
+    ]
+    side_bins = (ang > 60.0) & (ang < 120.0) & ~cut
+    if side_bins.any():
+        caps.append(float(np.median(thick[side_bins])) + LATERAL_FAT_TOL_MM)
     front = np.abs(ang) < FRONT_DEG
-    thick[front] = np.minimum(thick[front], cap)
+    if caps:
+        thick[front] = np.minimum(thick[front], min(caps))
     r_fascia = np.maximum(r_skin - thick, r_fem + 2.0)
 
     inside = soft & (r <= r_fascia[bins])
