@@ -628,7 +628,9 @@ def segment_leg_slice_turned(
     sl : ndarray (j, i)
         Slice intensities.
     leg, femur : ndarray of bool (j, i)
-        The leg's cross-section and its femur.
+        The leg's cross-section and its femur. Pass a crop with a margin of background
+        round the leg: where the leg touches the array's border it is taken as cut off by
+        the image's field of view (no skin seen there).
     femur_xy : (float, float)
         LPS centre of the femur (mm).
     x, y : ndarray (j, i)
