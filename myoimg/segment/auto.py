@@ -560,17 +560,11 @@ def segment_thigh(
         search_ks[side] = [
             ks[i] for i in np.linspace(0, len(ks) - 1, min(ROTATION_SLICES, len(ks))).astype(int)
         ]
-    jobs = [(n_side, side, k) for n_side, side in enumerate(sides) for k in search_ks[side]]
-    # (side, k) -> leg_slices output of the search slices, kept for reuse
-    searched = dict(
-        zip(
-            [(side, k) for _, side, k in jobs],
-            _thread_map(
-                lambda j: leg_slices(j[2], j[1], picks[j[0]][j[2]], ROTATION_CANDIDATES_DEG), jobs
-            ),
-            strict=True,
-        )
-    )
+    # Jobs are (side, k, femur); (side, k) -> leg_slices output of the search slices,
+    # kept for reuse.
+    jobs = [(side, k, p[k]) for side, p in zip(sides, picks, strict=True) for k in search_ks[side]]
+    splits = _thread_map(lambda j: leg_slices(j[1], j[0], j[2], ROTATION_CANDIDATES_DEG), jobs)
+    searched = {(side, k): out for (side, k, _), out in zip(jobs, splits, strict=True)}
     for n_side, side in enumerate(sides):
         e = np.zeros(len(ROTATION_CANDIDATES_DEG))
         n = np.zeros(len(ROTATION_CANDIDATES_DEG))
@@ -607,13 +601,13 @@ def segment_thigh(
             turn = ROTATION_CANDIDATES_DEG.index(rotations[side])
             store(k, side, leg, fmask, bb, all_turns[turn])
     jobs = [
-        (k, side, p[k])
+        (side, k, p[k])
         for k in range(nz)
         for side, p in zip(sides, picks, strict=True)
         if p[k] is not None and (side, k) not in searched
     ]
-    splits = _thread_map(lambda j: leg_slices(j[0], j[1], j[2], (rotations[j[1]],)), jobs)
-    for n, ((k, side, _), out) in enumerate(zip(jobs, splits, strict=True)):
+    splits = _thread_map(lambda j: leg_slices(j[1], j[0], j[2], (rotations[j[0]],)), jobs)
+    for n, ((side, k, _), out) in enumerate(zip(jobs, splits, strict=True)):
         report("compartments", 0.5 + 0.45 * n / max(len(jobs), 1))
         if out is not None:
             leg, fmask, bb, (res,) = out
