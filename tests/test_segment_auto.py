@@ -148,6 +148,44 @@ def test_field_of_view_cutting_the_lateral_thighs(huashan):
     assert any("edge of the field of view" in w for w in res.warnings)
 
 
+def test_patient_roll_turns_the_model(huashan, huashan_result):
+    """The case turned 10 deg in plane (a patient rolled on the table): the line between
+    the femurs gives the roll and the seed model turns with it (mean Dice .683 without,
+    .734 with); the unturned case (femur line -0.7 deg) is left as it is."""
+    image, ref_img = huashan
+    centre = image.TransformContinuousIndexToPhysicalPoint([s / 2.0 for s in image.GetSize()])
+    turn = sitk.Euler3DTransform(centre, 0.0, 0.0, float(np.radians(-10.0)))
+    res = segment_thigh(sitk.Resample(image, image, turn, sitk.sitkLinear, 0.0))
+    ref = sitk.GetArrayFromImage(sitk.Resample(ref_img, image, turn, sitk.sitkNearestNeighbor, 0))
+    # Resample maps output points through the transform: the content turns by +10 deg.
+    assert res.roll_deg == pytest.approx(10.0 - 0.7, abs=1.0)
+    assert any("patient roll" in m for m in res.messages)
+    lab = sitk.GetArrayFromImage(res.labels)
+    scores = [dice(lab == m.id, ref == m.id) for m in QUADRICEPS]
+    assert np.mean(scores) >= DICE_FLOOR_MEAN, scores
+    assert huashan_result.roll_deg == 0.0
+
+
+def test_roll_from_the_femur_line():
+    from types import SimpleNamespace
+
+    from myoimg.segment.auto import ROLL_MIN_DEG, _roll
+
+    def femurs(tilt_deg: float, n: int = 5) -> list:
+        t = np.radians(tilt_deg)
+        right = [SimpleNamespace(centre_xy=(-90.0 * np.cos(t), -90.0 * np.sin(t)))] * n
+        left = [SimpleNamespace(centre_xy=(90.0 * np.cos(t), 90.0 * np.sin(t)))] * n
+        return [right, left]
+
+    assert np.degrees(_roll(femurs(8.0))) == pytest.approx(8.0)
+    assert np.degrees(_roll(femurs(-12.0))) == pytest.approx(-12.0)
+    assert _roll(femurs(ROLL_MIN_DEG - 0.5)) == 0.0  # within left-right asymmetry
+    assert _roll(femurs(8.0)[:1]) == 0.0  # one leg: no line
+    missing = femurs(8.0)
+    missing[1] = [None] * 5
+    assert _roll(missing) == 0.0
+
+
 def test_threads_give_the_serial_result(huashan, huashan_result, monkeypatch):
     """Slices are split on several threads; one thread must give the same labels."""
     import myoimg.segment.auto as auto

@@ -77,6 +77,14 @@ SHAFT_MM = 300.0
 ROTATION_CANDIDATES_DEG = tuple(float(a) for a in range(-20, 21, 5))
 ROTATION_SLICES = 8
 ROTATION_MIN_GAIN = 0.15
+# Patient roll (turned about the body's long axis on the table, or an image turned in
+# plane): the two femoral shafts of a supine patient lie side by side, so the line from
+# the right femur to the left one runs along the patient's left direction, and its tilt
+# in the image is the roll. The seed model's frame (anterior, lateral) turns with it.
+# Below this tilt (degrees) the line is no evidence of a roll: the femurs sit at
+# different depths within their legs by a few mm (development studies: femur lines of
+# -4..+2 deg with <= 2-4.5 deg of true roll; the real case: -0.7 deg).
+ROLL_MIN_DEG = 3.0
 
 
 @dataclass
@@ -105,6 +113,10 @@ class SegmentationResult:
         Intermediate masks for quality control, all on the input grid: ``thigh``
         (1 right leg, 2 left leg), ``femur``, ``muscle`` (inside the muscle fascia),
         ``compartments`` (group index + 1 in the order of ``GROUPS``, 0 elsewhere).
+    roll_deg : float
+        Patient roll the muscle model was turned by (degrees; tilt of the line from the
+        right femur to the left one, LPS x toward y; 0 when under ``ROLL_MIN_DEG`` or
+        with one leg).
     """
 
     labels: sitk.Image
@@ -115,6 +127,7 @@ class SegmentationResult:
     messages: list[str] = field(default_factory=list)
     steps: dict[str, sitk.Image] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    roll_deg: float = 0.0
 
 
 _FAMILY_NAME = {
@@ -456,6 +469,12 @@ def segment_thigh(
     muscle = np.zeros(arr.shape, dtype=np.uint8)
     comps = np.zeros(arr.shape, dtype=np.uint8)
 
+    roll = _roll(picks)
+    if roll:
+        messages.append(
+            f"patient roll {np.degrees(roll):+.1f} deg (tilt of the line between the femurs): "
+            "the muscle model is turned with it"
+        )
     if len(picks) == 2:
         sides = ("R", "L")
         # A leg whose femur is missed where the other leg's is found would be left out of
@@ -535,6 +554,12 @@ def segment_thigh(
             slice(max(0, jj.min() - pad), min(leg.shape[0], jj.max() + pad + 1)),
             slice(max(0, ii.min() - pad), min(leg.shape[1], ii.max() + pad + 1)),
         )
+        if roll:
+            # LPS coordinates turned by -roll about the femur: the femur line runs
+            # along +x, anterior along -y again (the compartment model's frame).
+            fx, fy = fem.centre_xy
+            c, s_ = np.cos(roll), np.sin(roll)
+            x, y = fx + c * (x - fx) + s_ * (y - fy), fy - s_ * (x - fx) + c * (y - fy)
         res = segment_leg_slice_turned(
             arr[k][bb],
             leg[bb],
@@ -633,6 +658,7 @@ def segment_thigh(
         sides=tuple(sides),
         messages=messages,
         warnings=warnings,
+        roll_deg=float(np.degrees(roll)),
         steps={
             "thigh": to_img(thigh),
             "femur": to_img(femur_mask),
@@ -640,6 +666,22 @@ def segment_thigh(
             "compartments": to_img(comps),
         },
     )
+
+
+def _roll(picks: list) -> float:
+    """Patient roll (radians, LPS x toward y) from the femur pairs of ``picks`` (right leg
+    first): the median tilt of the right-to-left femur line over the slices where both
+    are found; 0 for one leg or a tilt under ROLL_MIN_DEG."""
+    if len(picks) != 2:
+        return 0.0
+    tilts = [
+        np.arctan2(b.centre_xy[1] - a.centre_xy[1], b.centre_xy[0] - a.centre_xy[0])
+        for a, b in zip(picks[0], picks[1], strict=True)
+        if a is not None and b is not None
+    ]
+    if not tilts or abs(np.degrees(np.median(tilts))) < ROLL_MIN_DEG:
+        return 0.0
+    return float(np.median(tilts))
 
 
 def _field_of_view_warnings(thigh: np.ndarray, sides: tuple[str, ...]) -> list[str]:
