@@ -239,6 +239,35 @@ def test_2d_and_4d_inputs_are_refused():
         segment_thigh(sitk.Image([16, 16, 4, 2], sitk.sitkFloat32))
 
 
+@pytest.mark.parametrize("order", [(0, 2, 1), (2, 1, 0)])
+def test_volume_stored_along_another_axis_is_restacked(huashan, huashan_result, tmp_path, order):
+    """The same voxels stored as coronal-like (0, 2, 1) or column-major (2, 1, 0) volumes
+    (as 3-D coronal acquisitions and some converters write them): segmented as axial
+    slices, labels on the input grid and equal voxel for voxel to the axial result."""
+    image = sitk.PermuteAxes(huashan[0], list(order))
+    res = segment_thigh(image)
+    assert res.labels.GetSize() == image.GetSize()
+    assert np.allclose(res.labels.GetDirection(), image.GetDirection())
+    assert res.steps["femur"].GetSize() == image.GetSize()
+    assert "re-stacked into axial slices" in res.messages[0]
+    back = sitk.Resample(res.labels, huashan[0], sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(huashan_result.labels)
+    )
+    # The QC picture shows axial slices of it too (the same picture as the axial volume's).
+    a = save_qc_png(image, res.labels, tmp_path / "restacked.png", n_slices=2)
+    b = save_qc_png(huashan[0], huashan_result.labels, tmp_path / "axial.png", n_slices=2)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_volume_without_an_axis_along_the_body_is_refused():
+    image = sitk.Image(64, 64, 16, sitk.sitkFloat32)
+    t = np.radians(50.0)  # every axis more than 37 deg off the body axis
+    image.SetDirection([1, 0, 0, 0, np.cos(t), -np.sin(t), 0, np.sin(t), np.cos(t)])
+    with pytest.raises(SegmentationError, match="no image axis runs along the body"):
+        segment_thigh(image)
+
+
 def test_unknown_contrast_name_is_refused(huashan):
     with pytest.raises(SegmentationError, match="unknown contrast"):
         segment_thigh(huashan[0], contrast="pd-weighted-xyz")

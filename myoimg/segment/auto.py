@@ -32,7 +32,7 @@ from .compartments import GROUPS, segment_leg_slice_turned
 from .contrast import detect_contrast, normalise_contrast
 from .femur import MIN_FEMUR_SEPARATION_MM, FemurCandidate, find_femurs
 from .qc import save_qc_png
-from .thigh import body_mask, slice_grid_lps
+from .thigh import axial_order, body_mask, slice_grid_lps
 
 __all__ = ["SegmentationResult", "segment_thigh", "detect_contrast", "save_qc_png"]
 
@@ -146,16 +146,18 @@ def _check_input(image) -> None:
         )
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise SegmentationError("automatic segmentation needs a scalar (grey-level) image")
-    d = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
-    # The slice normal (third column) must be close to the LPS z axis: axial slices.
-    if abs(d[2, 2]) < 0.8:
+    order = axial_order(image)
+    if order is None:
+        d = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
         raise SegmentationError(
-            "the slices are not axial (slice normal is "
-            f"{np.round(d[:, 2], 2).tolist()} in LPS); thigh segmentation needs axial slices"
+            "no image axis runs along the body (LPS z): the volume's axes are "
+            f"{np.round(d.T, 2).tolist()} in LPS; thigh segmentation needs axial slices, or "
+            "a volume that can be re-stacked into them (e.g. 3-D coronal or sagittal)"
         )
-    size = image.GetSize()
-    if min(size[0], size[1]) < 32:
+    size = [image.GetSize()[a] for a in order[:2]]
+    if min(size) < 32:
         raise SegmentationError(f"image too small in-plane ({size[0]}x{size[1]} pixels)")
+
 
 
 def _fit_track(ks: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -368,7 +370,9 @@ def segment_thigh(
     Parameters
     ----------
     image : SimpleITK.Image
-        3-D scalar image in LPS with axial slices (any in-plane size and spacing).
+        3-D scalar image in LPS with axial slices (any in-plane size and spacing), or a
+        volume one of whose axes runs along the body (e.g. 3-D coronal): it is re-stacked
+        into axial slices (no resampling) and the results returned on its grid.
     contrast : str
         ``"auto"`` (header, then image), a family (``"fatsup"``, ``"t1"``) or a name such
         as ``"stir"``, ``"t2fs"``, ``"water"``, ``"dixon_fat"``, ``"inphase"``.
@@ -390,10 +394,31 @@ def segment_thigh(
     Raises
     ------
     SegmentationError
-        Wrong dimensionality, non-axial slices, or no femur found on most slices (the
-        series is not a thigh).
+        Wrong dimensionality, no image axis along the body (oblique by more than ~37 deg),
+        or no femur found on most slices (the series is not a thigh).
     """
     _check_input(image)
+    order = axial_order(image)
+    if order != [0, 1, 2]:
+        # A volume stored in another axis order (a 3-D coronal or sagittal acquisition,
+        # or axial slices written column-major): its voxels re-stacked into axial slices
+        # of rows and columns as usual, without resampling; results on the input grid.
+        back = [order.index(a) for a in range(3)]
+        res = segment_thigh(
+            sitk.PermuteAxes(image, order),
+            contrast=contrast,
+            header=header,
+            progress=progress,
+            bias_correct=bias_correct,
+        )
+        res.labels = sitk.PermuteAxes(res.labels, back)
+        res.steps = {k: sitk.PermuteAxes(v, back) for k, v in res.steps.items()}
+        res.messages.insert(
+            0,
+            f"volume stored in axis order {order} (body axis {order[2]}): its voxels were "
+            "re-stacked into axial slices (no resampling); labels are on the input grid",
+        )
+        return res
 
     def report(step: str, frac: float) -> None:
         if progress is not None:

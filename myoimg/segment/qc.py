@@ -32,6 +32,7 @@ from scipy import ndimage
 
 from ..io.atomic import atomic_path
 from ..labels import BY_ID, colour_table
+from .thigh import axial_order
 
 __all__ = ["save_qc_png"]
 
@@ -132,6 +133,9 @@ def save_qc_png(
 ) -> Path:
     """Write a PNG of ``n_slices`` axial slices with coloured label outlines.
 
+    A volume stored in another axis order (e.g. 3-D coronal) is shown re-stacked into
+    axial slices (:func:`myoimg.segment.thigh.axial_order`).
+
     Panels are laid out on a grid, each cropped to the labelled region (see the module
     docstring for the exact size rule); outlines are ``OUTLINE_PX`` image pixels wide,
     drawn inside each label in its :func:`myoimg.labels.colour_table` colour, with a
@@ -161,6 +165,10 @@ def save_qc_png(
     Path
         The written file.
     """
+    if image.GetDimension() == 3 and labels.GetSize() == image.GetSize():
+        order = axial_order(image)
+        if order is not None and order != [0, 1, 2]:
+            image, labels = (sitk.PermuteAxes(im, order) for im in (image, labels))
     # Figure + Agg canvas directly: no pyplot global state, no GUI backend.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

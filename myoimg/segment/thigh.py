@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, measure, morphology
 
-__all__ = ["body_mask", "slice_grid_lps"]
+__all__ = ["axial_order", "body_mask", "slice_grid_lps"]
 
 # Smallest cross-section kept as a limb (mm^2): a very thin adult distal thigh is still
 # ~60 cm^2 (radius ~45 mm); 15 cm^2 keeps children's thighs and drops arms' edges,
@@ -97,6 +97,23 @@ def body_mask(arr: np.ndarray, spacing_ij: tuple[float, float]) -> np.ndarray:
         keep = np.nonzero(areas * px_area >= MIN_LIMB_AREA_MM2)[0]
         out[k] = np.isin(lab, keep)
     return out
+
+
+def axial_order(image) -> list[int] | None:
+    """Axis order that makes ``image`` a stack of axial slices, or None.
+
+    The slice axis is the image axis closest to LPS z (the body's long axis) if within
+    ~37 deg of it (|cos| >= 0.8); of the other two, the one closer to LPS x comes first
+    (columns), the other second (rows). ``[0, 1, 2]`` for a volume stored as axial slices
+    of rows and columns; use with :func:`SimpleITK.PermuteAxes`, which keeps every voxel's
+    physical position.
+    """
+    d = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    axis = int(np.argmax(np.abs(d[2, :])))
+    if abs(d[2, axis]) < 0.8:
+        return None
+    rest = sorted((a for a in range(3) if a != axis), key=lambda a: -abs(d[0, a]))
+    return [*rest, axis]
 
 
 def slice_grid_lps(image, k: int) -> tuple[np.ndarray, np.ndarray]:
