@@ -457,7 +457,7 @@ def _mri_labels(t2: Any, visit: str, options: PipelineOptions, progress: Progres
     entry["warnings"].extend(seg.warnings)
     entry["segmentation"] = {"method": "automatic", "contrast": seg.contrast_name,
                              "contrast_reason": seg.contrast_reason, "sides": list(seg.sides),
-                             "messages": list(seg.messages)}
+                             "roll_deg": round(seg.roll_deg, 2), "messages": list(seg.messages)}
     return seg.labels
 
 

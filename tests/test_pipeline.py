@@ -53,6 +53,8 @@ def test_results_json_schema_and_traceability(compare_out, sample_data):
         assert entry["suv"]["factor"] == pytest.approx(
             truth["visits"][visit]["suv"]["suv_factor_g_per_bq"], rel=1e-6)
         assert entry["suv"]["derivation"]
+        # The patient roll the muscle model was turned by is recorded (a number, degrees).
+        assert isinstance(entry["segmentation"]["roll_deg"], float)
         for values in entry["muscles"].values():
             f = values["oedema_fraction"]
             assert f is None or 0.0 <= f <= 1.0
