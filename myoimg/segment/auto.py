@@ -136,7 +136,8 @@ _FAMILY_NAME = {
 }
 
 
-def _check_input(image) -> None:
+def _check_input(image) -> list[int]:
+    """Refuse what cannot be segmented; return the image's axial axis order."""
     if not isinstance(image, sitk.Image):
         raise SegmentationError(f"expected a SimpleITK.Image, got {type(image).__name__}")
     if image.GetDimension() != 3:
@@ -157,7 +158,7 @@ def _check_input(image) -> None:
     size = [image.GetSize()[a] for a in order[:2]]
     if min(size) < 32:
         raise SegmentationError(f"image too small in-plane ({size[0]}x{size[1]} pixels)")
-
+    return order
 
 
 def _fit_track(ks: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -397,8 +398,7 @@ def segment_thigh(
         Wrong dimensionality, no image axis along the body (oblique by more than ~37 deg),
         or no femur found on most slices (the series is not a thigh).
     """
-    _check_input(image)
-    order = axial_order(image)
+    order = _check_input(image)
     if order != [0, 1, 2]:
         # A volume stored in another axis order (a 3-D coronal or sagittal acquisition,
         # or axial slices written column-major): its voxels re-stacked into axial slices
@@ -704,9 +704,8 @@ def _roll(picks: list) -> float:
         for a, b in zip(picks[0], picks[1], strict=True)
         if a is not None and b is not None
     ]
-    if not tilts or abs(np.degrees(np.median(tilts))) < ROLL_MIN_DEG:
-        return 0.0
-    return float(np.median(tilts))
+    roll = float(np.median(tilts)) if tilts else 0.0
+    return roll if abs(np.degrees(roll)) >= ROLL_MIN_DEG else 0.0
 
 
 def _field_of_view_warnings(thigh: np.ndarray, sides: tuple[str, ...]) -> list[str]:
