@@ -674,7 +674,9 @@ def segment_command(args: Any) -> int:
 
     progress = Progress(quiet=args.quiet)
     progress.stage("loading")
-    volume = load_image(args.input, role="t2fs", series=args.series,
+    # The T2-FS series if the folder has one, else its one volume of any contrast or plane
+    # (a T1 or Dixon series, a 3-D coronal acquisition).
+    volume = load_image(args.input, role=("t2fs", None), series=args.series,
                         resample_nonuniform=args.resample_nonuniform)
     progress.stage("segmenting")
     result = segment_thigh(volume.image, contrast=args.contrast,

@@ -97,6 +97,28 @@ def test_select_series_errors_list_candidates(exam, tmp_path):
     assert "STIR_tra_repeat" in str(err.value)
 
 
+def test_select_series_in_order_of_preference(exam, tmp_path):
+    """A tuple of roles: the first role any series has decides (`myoimg segment` asks for
+    the T2-FS series, else the folder's one volume: a T1 series or a 3-D coronal one)."""
+    assert select_series(scan(exam), ("t2fs", None)).description == "t2_tirm_tra_p2"
+    t1_only = tmp_path / "t1_only"
+    write_series(t1_only / "loc", n_slices=3, description="localizer", series_number=1,
+                 image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"), iop=CORONAL)  # fmt: skip
+    write_series(t1_only / "t1", n_slices=6, description="t1_tse_tra", series_number=2)
+    with pytest.raises(SeriesSelectionError, match="no series for role 't2fs'"):
+        select_series(scan(t1_only), "t2fs")
+    assert select_series(scan(t1_only), ("t2fs", None)).description == "t1_tse_tra"
+    coronal_only = tmp_path / "coronal_only"
+    write_series(coronal_only, n_slices=40, description="dixon_w_cor_3d", iop=CORONAL)
+    assert select_series(scan(coronal_only), ("t2fs", None)).plane == "coronal"
+    # Several series for the first role that has any: still ambiguous, no fall-through.
+    write_series(exam / "stir2", n_slices=8, description="STIR_tra_repeat", series_number=5)
+    with pytest.raises(SeriesSelectionError, match="role 't2fs' or a volume"):
+        select_series(scan(exam), ("t2fs", None))
+    with pytest.raises(SeriesSelectionError, match="unknown role"):
+        select_series(scan(exam), ("t2fs", "dwi"))
+
+
 def test_format_series_table(exam):
     table = format_series_table(scan(exam))
     lines = table.splitlines()

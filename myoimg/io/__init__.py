@@ -62,7 +62,7 @@ def unreadable_files_named(result: ScanResult) -> Iterator[None]:
 def load_image(
     path: str | Path,
     *,
-    role: str | None = None,
+    role: str | None | tuple[str | None, ...] = None,
     series: str | int | None = None,
     resample_nonuniform: bool = False,
 ) -> Volume:
@@ -73,7 +73,7 @@ def load_image(
     path : path
         A ``.nii``/``.nii.gz`` file (``headers`` and ``files`` empty) or a folder
         of DICOM files (scanned recursively).
-    role : {"t2fs", "pet", "ct"}, optional
+    role : {"t2fs", "pet", "ct"}, or a tuple of roles (None = any volume), optional
         Series role to select in a folder (see :func:`select_series`).
     series : str or int, optional
         SeriesInstanceUID (or unique prefix) or 1-based table index; overrides ``role``.

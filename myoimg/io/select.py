@@ -70,7 +70,9 @@ def _candidates_text(series: list[SeriesInfo]) -> str:
 
 
 def select_series(
-    result: ScanResult, role: str | None, series: str | int | None = None
+    result: ScanResult,
+    role: str | None | tuple[str | None, ...],
+    series: str | int | None = None,
 ) -> SeriesInfo:
     """The one series of ``result`` for ``role``, or the one named by ``series``.
 
@@ -78,9 +80,10 @@ def select_series(
     ----------
     result : ScanResult
         From :func:`myoimg.io.scan`.
-    role : {"t2fs", "pet", "ct"} or None
+    role : {"t2fs", "pet", "ct"} or None, or a tuple of them
         Wanted role (see :func:`guess_role`). None accepts any non-localizer series
-        (or the only series of the folder).
+        (or the only series of the folder). A tuple is a preference order: the first
+        role that any series has decides (several series for it are still an error).
     series : str or int, optional
         Override: the 1-based index of the series table, or a SeriesInstanceUID
         (or a unique prefix of one).
@@ -90,8 +93,10 @@ def select_series(
     SeriesSelectionError
         No match or several matches; the message lists the candidates.
     """
-    if role is not None and role not in ROLES:
-        raise SeriesSelectionError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+    roles = role if isinstance(role, tuple) else (role,)
+    for r in roles:
+        if r is not None and r not in ROLES:
+            raise SeriesSelectionError(f"unknown role {r!r}; expected one of {', '.join(ROLES)}")
     hint = "choose with --series UID or --series N (N = index in `myoimg inspect`)"
     if not result.series:
         raise SeriesSelectionError(
@@ -115,15 +120,18 @@ def select_series(
         raise SeriesSelectionError(
             f"{reason} {what} in {result.folder}; {hint}. Candidates:\n{_candidates_text(listed)}"
         )
-    if role is None:
-        matches = [s for s in result.series if not s.is_localizer]
-        if not matches and len(result.series) == 1:
-            matches = list(result.series)  # the folder's only series, whatever its plane
-    else:
-        matches = [s for s in result.series if guess_role(s) == role]
+    for r in roles:
+        if r is None:
+            matches = [s for s in result.series if not s.is_localizer]
+            if not matches and len(result.series) == 1:
+                matches = list(result.series)  # the folder's only series, whatever its plane
+        else:
+            matches = [s for s in result.series if guess_role(s) == r]
+        if matches:
+            break
     if len(matches) == 1:
         return matches[0]
-    label = f"role {role!r}" if role else "a volume"
+    label = " or ".join(f"role {r!r}" if r else "a volume" for r in roles)
     if not matches:
         raise SeriesSelectionError(
             f"no series for {label} in {result.folder} ({len(result.series)} series found); "
