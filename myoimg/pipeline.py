@@ -285,6 +285,10 @@ def analyze_visit(
         t2_info = _pick(scan_result, "t2fs", choices.get("t2fs"), warnings)
         pet_info = _pick(scan_result, "pet", choices.get("pet"), warnings)
         ct_info = _pick(scan_result, "ct", choices.get("ct"), warnings) if pet_info else None
+        if t2_info is not None and t2_info.plane != "axial":
+            warnings.append(
+                f"the T2-FS series is {t2_info.plane}, not axial (no axial T2-FS series in the "
+                "folder): segmented on axial slices re-stacked from it")
         if t2_info is None and pet_info is None:
             raise SeriesSelectionError(
                 f"{visit}: no T2-FS and no PET series found in {folder}; run 'myoimg inspect "

@@ -119,6 +119,29 @@ def test_select_series_in_order_of_preference(exam, tmp_path):
         select_series(scan(exam), ("t2fs", "dwi"))
 
 
+def test_select_series_prefers_axial_but_takes_another_plane_when_alone(exam, tmp_path):
+    """A coronal STIR beside the axial one is for viewing (the axial one is chosen, no
+    ambiguity); a folder whose only STIR is coronal (a 3-D acquisition) uses it."""
+    write_series(exam / "stir_cor", n_slices=20, description="t2_tirm_cor", series_number=6,
+                 iop=CORONAL)  # fmt: skip
+    result = scan(exam)
+    cor = next(s for s in result.series if s.description == "t2_tirm_cor")
+    assert not cor.is_localizer and guess_role(cor) == "t2fs"
+    assert select_series(result, "t2fs").description == "t2_tirm_tra_p2"
+    only = tmp_path / "coronal_stir"
+    write_series(only / "loc", n_slices=3, description="localizer", series_number=1,
+                 image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"), iop=SAGITTAL)  # fmt: skip
+    write_series(only / "stir", n_slices=20, description="STIR_cor_3d", series_number=2,
+                 iop=CORONAL)  # fmt: skip
+    chosen = select_series(scan(only), "t2fs")
+    assert (chosen.description, chosen.plane) == ("STIR_cor_3d", "coronal")
+    # Two coronal candidates and no axial one: ambiguous, as for two axial ones.
+    write_series(only / "stir2", n_slices=20, description="STIR_cor_repeat", series_number=3,
+                 iop=CORONAL)  # fmt: skip
+    with pytest.raises(SeriesSelectionError, match="2 series match role 't2fs'"):
+        select_series(scan(only), "t2fs")
+
+
 def test_format_series_table(exam):
     table = format_series_table(scan(exam))
     lines = table.splitlines()
@@ -203,7 +226,8 @@ def _mr(tmp_path, **kw):
         ({"description": "ax", "extra": {"SequenceName": "*tir2d1_15"}}, "t2fs"),
         ({"description": "offset_tse"}, None),  # "fs" inside a word is not evidence
         ({"description": "t1_tse_fs_tra_post"}, None),  # T1 fat sat is not T2-FS
-        ({"description": "STIR", "iop": CORONAL}, None),  # not axial
+        # A coronal STIR has the role (an axial one is preferred when selecting).
+        ({"description": "STIR", "iop": CORONAL}, "t2fs"),
         ({"description": "STIR", "n": 3}, None),  # too few images: localizer
         ({"description": "STIR", "image_type": ("ORIGINAL", "PRIMARY", "LOCALIZER")}, None),
         ({"description": "PET", "modality": "PT"}, "pet"),

@@ -88,12 +88,13 @@ class SeriesInfo:
 
     @property
     def is_localizer(self) -> bool:
-        """ImageType LOCALIZER, 1-3 images, or a non-axial plane."""
-        return (
-            "LOCALIZER" in self.image_type
-            or self.n_slices <= 3
-            or self.plane != "axial"
-        )
+        """ImageType LOCALIZER (PS3.3 C.8.16.1 value 3) or 1-3 images.
+
+        A coronal or sagittal series is not a localizer by its plane alone: a 3-D
+        acquisition may be the only volume of a study (selection prefers axial series,
+        see :func:`myoimg.io.select.select_series`).
+        """
+        return "LOCALIZER" in self.image_type or self.n_slices <= 3
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def is_fat_suppressed(info: SeriesInfo) -> bool:
 def guess_role(info: SeriesInfo) -> str | None:
     """Role of a series: "t2fs", "pet", "ct" or None.
 
-    Localizers (ImageType LOCALIZER, 1-3 images, or not axial) never get a role.
+    Localizers (ImageType LOCALIZER, or 1-3 images) never get a role.
     An MR series is "t2fs" when it is fat suppressed (:func:`is_fat_suppressed`)
     and not labelled T1 only (post-contrast T1 FS is not a T2-FS series).
     """
@@ -84,6 +84,8 @@ def select_series(
         Wanted role (see :func:`guess_role`). None accepts any non-localizer series
         (or the only series of the folder). A tuple is a preference order: the first
         role that any series has decides (several series for it are still an error).
+        Among the series for a role, axial ones are preferred: a coronal or sagittal
+        series is taken only when no axial one has the role.
     series : str or int, optional
         Override: the 1-based index of the series table, or a SeriesInstanceUID
         (or a unique prefix of one).
@@ -127,6 +129,12 @@ def select_series(
                 matches = list(result.series)  # the folder's only series, whatever its plane
         else:
             matches = [s for s in result.series if guess_role(s) == r]
+        # An axial series is the one meant when there is one (a coronal STIR or a PET
+        # reformat beside the axial acquisition is for viewing); another plane is taken
+        # only when it is all there is.
+        axial = [s for s in matches if s.plane == "axial"]
+        if axial:
+            matches = axial
         if matches:
             break
     if len(matches) == 1:
@@ -145,10 +153,6 @@ def select_series(
 
 def _short_uid(uid: str, n: int = 14) -> str:
     return uid if len(uid) <= n else "..." + uid[-(n - 3) :]
-
-
-def _looks_localizer(s: SeriesInfo) -> bool:
-    return "LOCALIZER" in s.image_type or s.n_slices <= 3
 
 
 def format_series_table(result: ScanResult) -> str:
@@ -178,7 +182,7 @@ def format_series_table(result: ScanResult) -> str:
                 sp,
                 s.series_date or s.study_date or "-",
                 desc if len(desc) <= 32 else desc[:31] + "~",
-                guess_role(s) or ("localizer" if _looks_localizer(s) else "-"),
+                guess_role(s) or ("localizer" if s.is_localizer else "-"),
                 uid,
             )
         )
