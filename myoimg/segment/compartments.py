@@ -92,6 +92,16 @@ LEVEL_MODEL: dict[str, tuple[tuple[float, tuple[float, float], tuple[float, floa
         (0.75, (-12.0, 12.0), (0.75, 0.92)),
         (1.0, (-4.0, 16.0), (0.75, 0.92)),
     ),
+    # Below the greater trochanter VL arises from the trochanter's anterior and lower
+    # borders and is antero-lateral, with the tensor fasciae latae over its front and the
+    # gluteus maximus postero-laterally (Gray's): its seed turns forward over the top of
+    # the shaft. Real case, levels 0.92-1: its VL's median angle 67-79 deg (mid-thigh
+    # seed 60-115 sat behind it and VL took the gluteal side: VL .82/.79 -> .84/.80).
+    "VL": (
+        (0.0, (60.0, 115.0), (0.55, 0.85)),
+        (0.85, (60.0, 115.0), (0.55, 0.85)),
+        (1.0, (35.0, 90.0), (0.55, 0.85)),
+    ),
     "VM": (
         (0.0, (-100.0, -40.0), (0.25, 0.8)),
         (0.25, (-90.0, -40.0), (0.25, 0.75)),
