@@ -120,12 +120,17 @@ LEVEL_MODEL: dict[str, tuple[tuple[float, tuple[float, float], tuple[float, floa
     # triangle, with the iliopsoas and the femoral vessels between it and the femur, not
     # a strap under the fascia: its seed reaches deeper there. Real case, levels 0.9-1:
     # the sartorius' centre lay at u ~0.7, below the strap's band, and the rectus
-    # femoris' seed flooded it.
+    # femoris' seed flooded it. It comes from the anterior superior iliac spine, lateral
+    # of the rectus' origin, and crosses in front of the rectus toward the medial side:
+    # just below the trochanters it lies in front of it and only slightly medial, so
+    # its seed reaches to within 10 deg of straight anterior there (a seed ending at
+    # -18 deg left the rectus femoris' seed the nearer one over the sartorius' lateral
+    # half, which has no septum inside it: real case RF .666/.612 -> .687/.626).
     "SAR": (
         (0.0, (-135.0, -105.0), (0.8, 1.0)),
         (0.25, (-110.0, -80.0), (0.8, 1.0)),
         (0.75, (-70.0, -40.0), (0.8, 1.0)),
-        (1.0, (-40.0, -18.0), (0.6, 1.0)),
+        (1.0, (-35.0, -10.0), (0.6, 1.0)),
     ),
     "GRA": (
         (0.0, (-155.0, -130.0), (0.88, 1.0)),
