@@ -100,6 +100,29 @@ def test_block_oedema_fraction_with_inplane_erosion():
     assert q.parameters["rim"] == "excluded"
 
 
+def test_volume_stored_along_another_axis_is_eroded_in_the_axial_plane():
+    """A 3-D coronal-like storage (the body axis second): the same voxels, the same
+    hand-computed answer as the axial block phantom, and the mask back on the input grid
+    (eroding across the 4 slices instead would keep 2 of them)."""
+    image, labels = _block_phantom()
+    order = [0, 2, 1]
+    cor_image, cor_labels = (sitk.PermuteAxes(im, order) for im in (image, labels))
+    assert cor_image.GetSize() == (40, 4, 30)
+    kw = {"reference_labels": [14], "threshold": "mean+2sd", "healthy_level": "reference",
+          "erode_inplane": 1, "bias_correct": False, "rim": "excluded"}
+    q = oedema_metrics(cor_image, cor_labels, **kw)
+    assert q.muscles["R_VL"]["oedema_fraction"] == pytest.approx((30 + 8) / 324)
+    assert q.reference.n_voxels == 144 * 4
+    assert q.oedema.GetSize() == cor_image.GetSize()
+    assert q.oedema.GetDirection() == cor_image.GetDirection()
+    axial = oedema_metrics(image, labels, **kw)
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(q.oedema),
+        sitk.GetArrayFromImage(sitk.PermuteAxes(axial.oedema, order)),
+    )
+    assert q.parameters["restacked_axis_order"] == order
+
+
 def test_eroded_rim_takes_nearest_kept_class():
     image, labels = _block_phantom()
     q = oedema_metrics(

@@ -25,6 +25,7 @@ from scipy import ndimage
 from ..errors import MyoimgError, SegmentationError
 from ..labels import BY_ID, QUADRICEPS
 from ..segment.bias import n4_correct
+from ..segment.thigh import axial_order
 from .stats import (
     as_array,
     bounded_healthy_level,
@@ -471,7 +472,36 @@ def oedema_metrics(
         ``oedema_volume_ml`` = oedema_fraction x volume_ml; ``t2fs_norm_mean`` and
         ``t2fs_norm_median`` over the eroded muscle; ``t2fs_z`` = (t2fs_norm_mean - 1)
         / (reference sd / reference mean).
+
+    Notes
+    -----
+    "In-plane" means the axial plane: a volume stored along another axis (a 3-D
+    coronal acquisition) is re-stacked into axial slices for the computation
+    (:func:`myoimg.segment.thigh.axial_order`, no resampling) and the images returned
+    are on the input grid again.
     """
+    order = axial_order(image)
+    if order is not None and order != [0, 1, 2]:
+        check_same_grid(image, labels, "label map")
+        if thigh_mask is not None:
+            check_same_grid(image, thigh_mask, "thigh mask")
+        res = oedema_metrics(
+            sitk.PermuteAxes(image, order),
+            sitk.PermuteAxes(labels, order),
+            reference_labels=reference_labels,
+            threshold=threshold,
+            erode_inplane=erode_inplane,
+            bias_correct=bias_correct,
+            thigh_mask=None if thigh_mask is None else sitk.PermuteAxes(thigh_mask, order),
+            healthy_level=healthy_level,
+            rim=rim,
+            min_cluster=min_cluster,
+        )
+        back = [order.index(a) for a in range(3)]
+        res.normalised = sitk.PermuteAxes(res.normalised, back)
+        res.oedema = sitk.PermuteAxes(res.oedema, back)
+        res.parameters["restacked_axis_order"] = list(order)
+        return res
     if healthy_level not in HEALTHY_LEVELS:
         raise MyoimgError(
             f"invalid healthy_level {healthy_level!r}: use one of {', '.join(HEALTHY_LEVELS)}"
