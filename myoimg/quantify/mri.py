@@ -482,6 +482,7 @@ def oedema_metrics(
     """
     order = axial_order(image)
     if order is not None and order != [0, 1, 2]:
+        # Checked on the input grid here, so that an error names the user's sizes.
         check_same_grid(image, labels, "label map")
         if thigh_mask is not None:
             check_same_grid(image, thigh_mask, "thigh mask")
