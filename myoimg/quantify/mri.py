@@ -25,7 +25,7 @@ from scipy import ndimage
 from ..errors import MyoimgError, SegmentationError
 from ..labels import BY_ID, QUADRICEPS
 from ..segment.bias import n4_correct
-from ..segment.thigh import axial_order
+from ..segment.thigh import axial_order, from_axial_order
 from .stats import (
     as_array,
     bounded_healthy_level,
@@ -498,9 +498,8 @@ def oedema_metrics(
             rim=rim,
             min_cluster=min_cluster,
         )
-        back = [order.index(a) for a in range(3)]
-        res.normalised = sitk.PermuteAxes(res.normalised, back)
-        res.oedema = sitk.PermuteAxes(res.oedema, back)
+        res.normalised = from_axial_order(res.normalised, order)
+        res.oedema = from_axial_order(res.oedema, order)
         res.parameters["restacked_axis_order"] = list(order)
         return res
     if healthy_level not in HEALTHY_LEVELS:

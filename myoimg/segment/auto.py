@@ -32,7 +32,7 @@ from .compartments import GROUPS, segment_leg_slice_turned
 from .contrast import detect_contrast, normalise_contrast
 from .femur import MIN_FEMUR_SEPARATION_MM, FemurCandidate, find_femurs
 from .qc import save_qc_png
-from .thigh import axial_order, body_mask, slice_grid_lps
+from .thigh import axial_order, body_mask, from_axial_order, slice_grid_lps
 
 __all__ = ["SegmentationResult", "segment_thigh", "detect_contrast", "save_qc_png"]
 
@@ -405,7 +405,6 @@ def segment_thigh(
         # A volume stored in another axis order (a 3-D coronal or sagittal acquisition,
         # or axial slices written column-major): its voxels re-stacked into axial slices
         # of rows and columns as usual, without resampling; results on the input grid.
-        back = [order.index(a) for a in range(3)]
         res = segment_thigh(
             sitk.PermuteAxes(image, order),
             contrast=contrast,
@@ -413,8 +412,8 @@ def segment_thigh(
             progress=progress,
             bias_correct=bias_correct,
         )
-        res.labels = sitk.PermuteAxes(res.labels, back)
-        res.steps = {k: sitk.PermuteAxes(v, back) for k, v in res.steps.items()}
+        res.labels = from_axial_order(res.labels, order)
+        res.steps = {k: from_axial_order(v, order) for k, v in res.steps.items()}
         res.messages.insert(
             0,
             f"volume stored in axis order {order} (body axis {order[2]}): its voxels were "

@@ -8,10 +8,11 @@ intensities, so the functions work on any MR contrast and scaling.
 from __future__ import annotations
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage as ndi
 from skimage import filters, measure, morphology
 
-__all__ = ["axial_order", "body_mask", "slice_grid_lps"]
+__all__ = ["axial_order", "body_mask", "from_axial_order", "slice_grid_lps"]
 
 # Smallest cross-section kept as a limb (mm^2): a very thin adult distal thigh is still
 # ~60 cm^2 (radius ~45 mm); 15 cm^2 keeps children's thighs and drops arms' edges,
@@ -114,6 +115,11 @@ def axial_order(image) -> list[int] | None:
         return None
     rest = sorted((a for a in range(3) if a != axis), key=lambda a: -abs(d[0, a]))
     return [*rest, axis]
+
+
+def from_axial_order(image: sitk.Image, order: list[int]) -> sitk.Image:
+    """Undo ``sitk.PermuteAxes(original, order)``: ``image`` back on the original grid."""
+    return sitk.PermuteAxes(image, [order.index(a) for a in range(3)])
 
 
 def slice_grid_lps(image, k: int) -> tuple[np.ndarray, np.ndarray]:
