@@ -45,6 +45,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..errors import RegistrationError
+from .threads import thread_map
 
 __all__ = [
     "DICE_THRESHOLD",
@@ -373,8 +374,11 @@ def body_and_femur(image: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
     else:
         body = body_mask(arr, (sx, sy))
         x, y = _slice_grid(image)
-        for k in range(arr.shape[0]):
-            for cand in find_femurs(arr[k], body[k], (sx, sy), x, y):
+        def femur_slice(k: int) -> list:
+            return find_femurs(arr[k], body[k], (sx, sy), x, y)
+
+        for k, cands in enumerate(thread_map(femur_slice, range(arr.shape[0]))):
+            for cand in cands:
                 femur[k] |= cand.mask
     out = []
     for a in (body, femur):

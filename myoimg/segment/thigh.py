@@ -12,6 +12,8 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 from skimage import filters, measure, morphology
 
+from .threads import thread_map
+
 __all__ = ["axial_order", "body_mask", "from_axial_order", "slice_grid_lps"]
 
 # Smallest cross-section kept as a limb (mm^2): a very thin adult distal thigh is still
@@ -75,28 +77,32 @@ def body_mask(arr: np.ndarray, spacing_ij: tuple[float, float]) -> np.ndarray:
     """
     si, sj = spacing_ij
     sigma = (BODY_SMOOTH_MM / sj, BODY_SMOOTH_MM / si)
-    sms = np.stack([ndi.gaussian_filter(a.astype(np.float32), sigma=sigma) for a in arr])
+    sms = np.stack(list(thread_map(
+        lambda a: ndi.gaussian_filter(a.astype(np.float32), sigma=sigma), arr)))
     # The threshold comes from the smoothed image it is applied to: the air's noise spread
     # shrinks there, while fat-suppressed fat (on STIR barely above the noise floor of a
     # noisy scan) keeps its mean, so the fat layer stays inside the body.
     thr = _background_threshold(sms)
-    out = np.zeros(arr.shape, dtype=bool)
     px_area = si * sj
-    for k in range(arr.shape[0]):
-        sm = sms[k]
+    rad = max(1, int(round(2.0 / min(si, sj))))
+
+    def one_slice(sm: np.ndarray) -> np.ndarray:
         m = sm > thr
         # Close small gaps in the skin line (chemical-shift dropouts), then fill the inside.
-        rad = max(1, int(round(2.0 / min(si, sj))))
         m = ndi.binary_closing(np.pad(m, rad), morphology.disk(rad))[rad:-rad, rad:-rad]
         m = ndi.binary_fill_holes(m)
         m = _open_mm(m, OPEN_MM, (sj, si))
         lab = measure.label(m)
         if lab.max() == 0:
-            continue
+            return np.zeros(m.shape, dtype=bool)
         areas = np.bincount(lab.ravel())
         areas[0] = 0
         keep = np.nonzero(areas * px_area >= MIN_LIMB_AREA_MM2)[0]
-        out[k] = np.isin(lab, keep)
+        return np.isin(lab, keep)
+
+    out = np.zeros(arr.shape, dtype=bool)
+    for k, mask in enumerate(thread_map(one_slice, sms)):
+        out[k] = mask
     return out
 
 
