@@ -647,3 +647,43 @@ def test_vastus_intermedius_does_not_leak_through_a_broken_septum(monkeypatch):
         outside[gap] = int(((res.groups == vi_id) & (r > 24.0) & (th > 40) & (th < 100)).sum())
     assert outside[0.0] > 100  # the leak the rule is for
     assert outside[comp.LINK_GAP_MM] < 10
+
+
+def _partial_volume_disk(muscle: float, fat: float, radius_px: float = 15.0):
+    """One 80x80 slice: a muscle disk in a fat-filled thigh; each pixel's signal is the
+    area fraction of muscle in it (16x16 sub-samples) between the two levels."""
+    n, sub = 80, 16
+    c = (n - 1) / 2.0
+    off = (np.arange(sub) + 0.5) / sub - 0.5
+    yy, xx = np.mgrid[0:n, 0:n]
+    frac = np.zeros((n, n))
+    for dy in off:
+        for dx in off:
+            frac += np.hypot(yy + dy - c, xx + dx - c) <= radius_px
+    frac /= sub * sub
+    image = (fat + (muscle - fat) * frac)[None].astype(np.float32)
+    thigh = (np.hypot(yy - c, xx - c) <= 35.0)[None]
+    labels = (frac > 0).astype(np.uint8)[None]  # the watershed gives every touched voxel
+    return image, thigh, labels, np.pi * radius_px**2
+
+
+@pytest.mark.parametrize(("muscle", "fat", "fat_bright"), [(1.0, 0.12, False), (0.35, 1.0, True)])
+def test_fat_rim_trim_leaves_the_true_muscle_area(muscle, fat, fat_bright):
+    """Edge voxels more than half fat leave: the labelled area comes to the disk's own."""
+    from myoimg.segment.auto import trim_fat_rim
+
+    image, thigh, labels, area = _partial_volume_disk(muscle, fat)
+    assert labels.sum() > 1.05 * area  # partial-volume rim: ~7 % too large untrimmed
+    out, n = trim_fat_rim(labels, image, thigh, fat_bright, (1.0, 1.0))
+    assert n == labels.sum() - out.sum() > 0
+    assert abs(out.sum() - area) < 0.02 * area
+
+
+def test_fat_rim_trim_needs_contrast_between_fat_and_muscle():
+    """Fat at 0.86 of muscle (the real case's water image): the midpoint lies within the
+    muscle's texture, so nothing is trimmed."""
+    from myoimg.segment.auto import trim_fat_rim
+
+    image, thigh, labels, _ = _partial_volume_disk(1.0, 0.86)
+    out, n = trim_fat_rim(labels, image, thigh, False, (1.0, 1.0))
+    assert n == 0 and np.array_equal(out, labels)
