@@ -56,6 +56,8 @@ def bench_compare(baseline: Path, followup: Path) -> None:
         run_compare(baseline, followup, Path(tmp) / "out", PipelineOptions(quiet=True), progress)
         total = time.perf_counter() - t0
     print(f"myoimg compare {baseline.name} {followup.name}")
+    print("  (the two visits are analysed on two threads: their stages overlap in time,")
+    print("   so the stage seconds add up to more than the total)")
     print(f"  {'stage':55s} {'seconds':>8s}")
     for stage, seconds in progress.timings.items():
         print(f"  {stage:55s} {seconds:8.2f}")
