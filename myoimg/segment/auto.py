@@ -9,7 +9,10 @@ Pipeline (every step works slice by slice, because slice gaps can be 1-25 mm):
    toward -x);
 4. per leg: subcutaneous fat profile -> muscle fascia; a polar compartment model around
    the femur gives seeds for VI, VL, RF, VM, adductors and hamstrings; a watershed on a
-   fat-septum ridge map moves the borders onto the intermuscular septa.
+   fat-septum ridge map moves the borders onto the intermuscular septa;
+5. labels made consistent across neighbouring slices (thin slices only), and each
+   muscle's edge voxels that are more fat than muscle by signal left out
+   (:func:`trim_fat_rim`).
 
 Coordinates: SimpleITK image in LPS; arrays are (k, j, i).
 """
@@ -33,7 +36,7 @@ from .qc import save_qc_png
 from .thigh import axial_order, body_mask, from_axial_order, slice_grid_lps
 from .threads import n_threads, thread_map
 
-__all__ = ["SegmentationResult", "segment_thigh", "detect_contrast", "save_qc_png"]
+__all__ = ["SegmentationResult", "segment_thigh", "detect_contrast", "save_qc_png", "trim_fat_rim"]
 
 # The femoral shaft is nearly straight (anterior bow ~1 cm over its length): on every
 # slice its centre lies within this distance (mm) of the straight line fitted through the
@@ -658,8 +661,8 @@ def segment_thigh(
         )
     labels, n_trim = trim_fat_rim(labels, arr, thigh > 0, fat_bright, spacing_ij)
     if n_trim:
-        messages.append(f"{n_trim} muscle-edge voxels closer to fat than to their muscle "
-                        "left out (partial volume with fascia and septa)")
+        messages.append(f"{n_trim} muscle-edge voxels left out: their signal is nearer "
+                        "fat's than their muscle's (partial volume with fascia and septa)")
     warnings = _field_of_view_warnings(thigh, sides)
     report("done", 1.0)
 
