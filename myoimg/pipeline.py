@@ -646,9 +646,10 @@ def _analyze_both(baseline: str | Path, followup: str | Path, staging: Path,
                   ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Both visits' entries: on two threads unless the follow-up needs the baseline.
 
-    The visits are independent unless labels are propagated, and about a third of
-    each visit's time runs on one core (Python glue, N4's serial parts), so two
-    threads shorten ``compare`` on a 2-core machine; the results are the same.
+    The visits are independent unless labels are propagated, and one visit keeps only
+    1.4 of 2 cores busy on average (Python glue, N4's serial parts), so two threads
+    shorten ``compare`` on a 2-core machine (77 -> 68 s on sample_data/); the results
+    are the same.
     """
     from myoimg.segment.threads import n_threads
 

@@ -191,8 +191,10 @@ def test_roll_from_the_femur_line():
 def test_threads_give_the_serial_result(huashan, huashan_result, monkeypatch):
     """Slices are split on several threads; one thread must give the same labels."""
     import myoimg.segment.auto as auto
+    import myoimg.segment.threads as threads
 
     monkeypatch.setattr(auto, "_n_threads", lambda: 1)
+    monkeypatch.setattr(threads, "n_threads", lambda: 1)  # body outline (thigh.body_mask)
     serial = segment_thigh(huashan[0])
     np.testing.assert_array_equal(
         sitk.GetArrayFromImage(serial.labels), sitk.GetArrayFromImage(huashan_result.labels)

@@ -29,7 +29,7 @@ from scipy import ndimage as ndi
 from ..errors import SegmentationError
 from ..labels import BY_NAME
 from .bias import n4_correct
-from .compartments import GROUPS, segment_leg_slice_turned
+from .compartments import GROUPS, SUBCUT_RING_MM, segment_leg_slice_turned
 from .contrast import detect_contrast, normalise_contrast
 from .femur import MIN_FEMUR_SEPARATION_MM, FemurCandidate, find_femurs
 from .qc import save_qc_png
@@ -741,9 +741,9 @@ def trim_fat_rim(
     The watershed gives every voxel up to the fascia and the septa to a muscle, but a
     voxel on a muscle's edge is partly fat (partial volume) and belongs to the muscle
     only if muscle fills most of it. Per slice, fat's level ``f`` is the median of the
-    subcutaneous layer (3-7 mm under the skin, as in the compartment model) and each
-    muscle's level ``m`` its own median, so that a fat-replaced or oedematous muscle is
-    judged against itself. An edge voxel (in-plane 4-neighbour of an unlabelled voxel)
+    subcutaneous layer (``SUBCUT_RING_MM`` under the skin, as in the compartment model)
+    and each muscle's level ``m`` its own median, so that a fat-replaced or oedematous
+    muscle is judged against itself. An edge voxel (in-plane 4-neighbour of an unlabelled voxel)
     leaves when ``(s - f) / (m - f) < fraction``, ``s`` its lightly smoothed signal
     (either contrast). One voxel deep only. A muscle whose level differs from fat's by
     less than :data:`RIM_MIN_CONTRAST` of the larger is left as it is: with poor fat
@@ -783,7 +783,8 @@ def trim_fat_rim(
         if not lab.any():
             continue
         depth = ndi.distance_transform_edt(thigh[k], sampling=spacing_ij[::-1])
-        fat_layer = thigh[k] & (depth >= 3.0) & (depth <= 7.0) & (lab == 0)
+        lo, hi = SUBCUT_RING_MM
+        fat_layer = thigh[k] & (depth >= lo) & (depth <= hi) & (lab == 0)
         if fat_layer.sum() < 50:
             continue
         fat = float(np.median(image[k][fat_layer]))

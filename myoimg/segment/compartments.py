@@ -60,6 +60,9 @@ GROUPS = tuple(g for g, _, _ in MARKER_MODEL)
 # SHAFT_MM is 6 cm). The real development case's RF ends between levels 0.2 and 0.36;
 # 0.15 seeded RF on its tendon.
 RF_MIN_LEVEL = 0.2
+# Depths under the skin (mm) whose signal stands for the subcutaneous fat: below the
+# blurred skin edge, within the fat layer of all but the leanest thighs.
+SUBCUT_RING_MM = (3.0, 7.0)
 
 # Level-dependent seeds at anatomical levels along the femoral shaft (0 = distal end of
 # the shaft above the knee, 1 = proximal end below the trochanters; piecewise linear in
@@ -689,7 +692,7 @@ def segment_leg_slice_turned(
     # fat-replaced, so its upper quartile stands for muscle (on T1: lower quartile).
     # A pixel is muscle-like from MUSCLE_LIKE_FRAC of the way from fat to muscle on.
     depth = ndi.distance_transform_edt(leg, sampling=(sj, si))
-    ring = soft & (depth >= 3.0) & (depth <= 7.0)
+    ring = soft & (depth >= SUBCUT_RING_MM[0]) & (depth <= SUBCUT_RING_MM[1])
     deep = soft & (depth > 20.0)
     fat_level = mus_level = None
     if ring.sum() > 20 and deep.sum() > 20:
