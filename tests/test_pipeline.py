@@ -63,6 +63,25 @@ def test_results_json_schema_and_traceability(compare_out, sample_data):
         assert change["verdict"] in ("improved", "stable", "worse", "not measurable")
 
 
+# The automatic labels of sample_data/ against its generator's truth (session 13:
+# baseline mean .822, lowest head .682; follow-up .885 / .722): floors a little below,
+# so that a regression of the segmentation on the generated study fails here.
+SAMPLE_DICE_FLOOR = {"baseline": (0.79, 0.64), "followup": (0.85, 0.68)}  # (mean, head)
+
+
+@pytest.mark.parametrize("visit", ["baseline", "followup"])
+def test_automatic_labels_match_the_generated_truth(compare_out, sample_data, visit):
+    ours = sitk.ReadImage(str(compare_out / visit / "labels_mr.nii.gz"))
+    truth = sitk.Resample(sitk.ReadImage(str(sample_data / "truth" / visit / "labels_mr.nii.gz")),
+                          ours, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    a, b = sitk.GetArrayFromImage(ours), sitk.GetArrayFromImage(truth)
+    scores = {m.name: 2.0 * ((a == m.id) & (b == m.id)).sum() / ((a == m.id).sum() + (b == m.id).sum())
+              for m in vocab.QUADRICEPS}
+    mean_floor, head_floor = SAMPLE_DICE_FLOOR[visit]
+    assert sum(scores.values()) / len(scores) >= mean_floor, scores
+    assert min(scores.values()) >= head_floor, scores
+
+
 def test_metrics_csv_is_tidy(compare_out):
     with open(compare_out / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
