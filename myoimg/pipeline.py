@@ -691,6 +691,12 @@ def run_compare(baseline: str | Path, followup: str | Path, out: str | Path,
     t0 = time.perf_counter()
     with _staging(Path(out), options.overwrite) as staging:
         base, follow = _analyze_both(baseline, followup, staging, options, progress)
+        if all((v.get("segmentation") or {}).get("method") == "automatic" for v in (base, follow)):
+            note = ("both visits were segmented automatically, each on its own: part of a "
+                    "muscle's volume change between them is segmentation variability (with "
+                    "--labels-from propagate the follow-up is measured in the baseline's labels)")
+            follow["warnings"].append(note)
+            progress.warn(note)
         thresholds = ResponseThresholds(**options.response_thresholds)
         changes = compare_visits(base["muscles"], follow["muscles"], thresholds=thresholds)
         _finish(staging, {"baseline": base, "followup": follow}, options, progress,

@@ -82,6 +82,15 @@ def test_automatic_labels_match_the_generated_truth(compare_out, sample_data, vi
     assert min(scores.values()) >= head_floor, scores
 
 
+def test_per_visit_automatic_labels_are_flagged(compare_out):
+    """Volume changes between two independent automatic segmentations include their
+    variability: results.json (and so the report's warnings) says so."""
+    results = json.loads((compare_out / "results.json").read_text())
+    warnings = results["visits"]["followup"]["warnings"]
+    assert any("segmentation variability" in w and "--labels-from propagate" in w
+               for w in warnings), warnings
+
+
 def test_metrics_csv_is_tidy(compare_out):
     with open(compare_out / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
