@@ -51,3 +51,27 @@ def test_muscle_next_to_the_bone_stays_muscle():
     (fem,) = find_femurs(sl, body, (1.0, 1.0), x, y)
     assert not fem.mask[r > 12.8].any()
     assert fem.radius_mm == pytest.approx(12.0, abs=0.3)
+
+
+def test_fat_dominant_image_finds_the_bone_from_its_marrow():
+    """A Dixon-fat-like slice: subcutaneous fat and marrow bright, muscle and cortex both
+    at the noise floor (the cortex cannot be told from muscle, so the void search finds
+    nothing). The bone is found from its marrow and widened to the shaft: a 14 mm outer
+    radius with a 7.7 mm canal (canal/shaft 0.55, mid adult range) comes back as 14 mm."""
+    from myoimg.segment.femur import FAT_DOMINANT_RATIO
+
+    jj, ii = np.mgrid[0:200, 0:200].astype(float)
+    x, y = ii - 100.0, jj - 100.0
+    r = np.hypot(x, y)
+    fat = 900.0
+    sl = np.where(r <= 80.0, fat, 0.0)  # subcutaneous fat 70-80 mm
+    sl[r <= 70.0] = 8.0  # muscle
+    sl[r < 14.0] = 5.0  # cortex
+    sl[r < 7.7] = fat  # marrow
+    sl = sl + np.random.default_rng(0).normal(0.0, 4.0, sl.shape)
+    assert np.median(sl[r <= 60.0]) < FAT_DOMINANT_RATIO * fat
+    (fem,) = find_femurs(sl.astype(np.float32), r <= 80.0, (1.0, 1.0), x, y)
+    assert fem.radius_mm == pytest.approx(14.0, rel=0.12)
+    assert np.hypot(*fem.centre_xy) < 1.0
+    assert fem.mask[r < 7.0].all()  # the marrow is bone
+    assert not fem.mask[r > 16.0].any()  # no muscle beyond the shaft

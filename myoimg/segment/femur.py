@@ -3,7 +3,8 @@
 The femoral cortex is a signal void on every MR sequence; the marrow is dark on
 fat-suppressed images and bright on T1-like ones. Hence the femur is found as a dark,
 round, compact region (marrow holes filled) lying well inside a limb, with a plausible
-size. Arrays are (j, i) = (row, column) slices; sizes are in mm from the spacing.
+size. On fat-dominant images (Dixon fat, fat fraction), where muscle is as dark as the
+cortex, the bright marrow is searched instead and widened to the shaft's outline. Arrays are (j, i) = (row, column) slices; sizes are in mm from the spacing.
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ RIVAL_SCORE = 0.75
 # void and muscle that defines an edge blurred by partial volume.
 CORTEX_EDGE_MM = 3.0
 CORTEX_EDGE_LEVEL = 0.5
+# Deep-thigh (muscle) signal below this fraction of the subcutaneous fat's: a fat-dominant
+# image (Dixon fat, fat fraction) where muscle and cortex are both near black and only the
+# marrow, which is fat, shows the bone; the search then looks for the marrow.
+FAT_DOMINANT_RATIO = 0.2
+# Medullary canal over outer diameter of the femoral shaft: 0.4-0.7 in adults (thicker
+# cortex when young, thinner with age and osteoporosis), 0.55 taken: the bone's outline
+# from its marrow where the cortex cannot be told from muscle.
+CANAL_TO_SHAFT = 0.55
 
 
 @dataclass
@@ -98,6 +107,14 @@ def find_femurs(
     sm = ndi.gaussian_filter(sl.astype(np.float32), sigma=(0.7 / sj, 0.7 / si))
     depth = ndi.distance_transform_edt(body, sampling=(sj, si))
     ref = _dark_threshold(sm, body, depth) / 0.3
+    ring = body & (depth >= 3.0) & (depth <= 7.0)
+    fat = float(np.median(sm[ring])) if ring.sum() > 20 else 0.0
+    marrow_only = fat > 0.0 and ref < FAT_DOMINANT_RATIO * fat
+    if marrow_only:
+        # Fat (and marrow) dark, muscle and cortex bright: the void search finds the marrow.
+        sm = np.maximum(fat - sm, 0.0)
+        ref = _dark_threshold(sm, body, depth) / 0.3
+    size_of = (lambda d: d / CANAL_TO_SHAFT) if marrow_only else (lambda d: d)
     cands: list[FemurCandidate] = []
     # Cortex contrast varies along the shaft and between sequences: try a few void levels
     # (fractions of the deep-thigh median) and keep the best-shaped blob.
@@ -115,7 +132,7 @@ def find_femurs(
         lab = measure.label(dark)
         for reg in measure.regionprops(lab):
             area_mm2 = reg.area * si * sj
-            diam = 2.0 * np.sqrt(area_mm2 / np.pi)
+            diam = size_of(2.0 * np.sqrt(area_mm2 / np.pi))  # the shaft's outer diameter
             if not FEMUR_DIAMETER_MM[0] <= diam <= FEMUR_DIAMETER_MM[1]:
                 continue
             cj, ci = reg.centroid
@@ -174,6 +191,13 @@ def find_femurs(
     # "muscle" round the shaft that walls the vastus intermedius in (thick T1 slices).
     r_edge = max(1, int(round(CORTEX_EDGE_MM / px)))
     for c in chosen:
+        if marrow_only:
+            # The cortex is as dark as muscle here: the bone is its marrow widened to the
+            # shaft's outer radius (the candidate's radius already is that radius).
+            r_canal = float(np.sqrt(c.mask.sum() * si * sj / np.pi))
+            grow = max(1, int(round((c.radius_mm - r_canal) / px)))
+            c.mask = ndi.binary_dilation(c.mask, morphology.disk(grow)) & body
+            continue
         rim = ndi.binary_dilation(c.mask, morphology.disk(r_edge)) & body
         rim &= sm < CORTEX_EDGE_LEVEL * ref
         lab_g, _ = ndi.label(c.mask | rim)
