@@ -29,11 +29,11 @@ from scipy import ndimage as ndi
 from ..errors import SegmentationError
 from ..labels import BY_NAME
 from .bias import n4_correct
-from .compartments import GROUPS, SUBCUT_RING_MM, segment_leg_slice_turned
+from .compartments import GROUPS, segment_leg_slice_turned
 from .contrast import detect_contrast, normalise_contrast
 from .femur import MIN_FEMUR_SEPARATION_MM, FemurCandidate, find_femurs
 from .qc import save_qc_png
-from .thigh import axial_order, body_mask, from_axial_order, slice_grid_lps
+from .thigh import SUBCUT_RING_MM, axial_order, body_mask, from_axial_order, slice_grid_lps
 from .threads import n_threads, thread_map
 
 __all__ = ["SegmentationResult", "segment_thigh", "detect_contrast", "save_qc_png", "trim_fat_rim"]

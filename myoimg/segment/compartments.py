@@ -17,6 +17,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import draw, filters, measure, morphology, segmentation
 
+from .thigh import SUBCUT_RING_MM
+
 __all__ = [
     "LEVEL_MODEL",
     "LegSlice",
@@ -60,9 +62,6 @@ GROUPS = tuple(g for g, _, _ in MARKER_MODEL)
 # SHAFT_MM is 6 cm). The real development case's RF ends between levels 0.2 and 0.36;
 # 0.15 seeded RF on its tendon.
 RF_MIN_LEVEL = 0.2
-# Depths under the skin (mm) whose signal stands for the subcutaneous fat: below the
-# blurred skin edge, within the fat layer of all but the leanest thighs.
-SUBCUT_RING_MM = (3.0, 7.0)
 
 # Level-dependent seeds at anatomical levels along the femoral shaft (0 = distal end of
 # the shaft above the knee, 1 = proximal end below the trochanters; piecewise linear in

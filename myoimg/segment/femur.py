@@ -4,7 +4,8 @@ The femoral cortex is a signal void on every MR sequence; the marrow is dark on
 fat-suppressed images and bright on T1-like ones. Hence the femur is found as a dark,
 round, compact region (marrow holes filled) lying well inside a limb, with a plausible
 size. On fat-dominant images (Dixon fat, fat fraction), where muscle is as dark as the
-cortex, the bright marrow is searched instead and widened to the shaft's outline. Arrays are (j, i) = (row, column) slices; sizes are in mm from the spacing.
+cortex, the bright marrow is searched instead and widened to the shaft's outline.
+Arrays are (j, i) = (row, column) slices; sizes are in mm from the spacing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 from skimage import measure, morphology
+
+from .thigh import SUBCUT_RING_MM
 
 __all__ = ["FemurCandidate", "find_femurs"]
 
@@ -107,7 +110,7 @@ def find_femurs(
     sm = ndi.gaussian_filter(sl.astype(np.float32), sigma=(0.7 / sj, 0.7 / si))
     depth = ndi.distance_transform_edt(body, sampling=(sj, si))
     ref = _dark_threshold(sm, body, depth) / 0.3
-    ring = body & (depth >= 3.0) & (depth <= 7.0)
+    ring = body & (depth >= SUBCUT_RING_MM[0]) & (depth <= SUBCUT_RING_MM[1])
     fat = float(np.median(sm[ring])) if ring.sum() > 20 else 0.0
     marrow_only = fat > 0.0 and ref < FAT_DOMINANT_RATIO * fat
     if marrow_only:

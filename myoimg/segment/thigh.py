@@ -16,6 +16,9 @@ from .threads import thread_map
 
 __all__ = ["axial_order", "body_mask", "from_axial_order", "slice_grid_lps"]
 
+# Depths under the skin (mm) whose signal stands for the subcutaneous fat: below the
+# blurred skin edge, within the fat layer of all but the leanest thighs.
+SUBCUT_RING_MM = (3.0, 7.0)
 # Smallest cross-section kept as a limb (mm^2): a very thin adult distal thigh is still
 # ~60 cm^2 (radius ~45 mm); 15 cm^2 keeps children's thighs and drops arms' edges,
 # coils, cables and noise specks.
