@@ -117,7 +117,7 @@ def find_femurs(
         # Fat (and marrow) dark, muscle and cortex bright: the void search finds the marrow.
         sm = np.maximum(fat - sm, 0.0)
         ref = _dark_threshold(sm, body, depth) / 0.3
-    size_of = (lambda d: d / CANAL_TO_SHAFT) if marrow_only else (lambda d: d)
+    to_shaft = 1.0 / CANAL_TO_SHAFT if marrow_only else 1.0  # blob diameter -> shaft's
     cands: list[FemurCandidate] = []
     # Cortex contrast varies along the shaft and between sequences: try a few void levels
     # (fractions of the deep-thigh median) and keep the best-shaped blob.
@@ -135,7 +135,7 @@ def find_femurs(
         lab = measure.label(dark)
         for reg in measure.regionprops(lab):
             area_mm2 = reg.area * si * sj
-            diam = size_of(2.0 * np.sqrt(area_mm2 / np.pi))  # the shaft's outer diameter
+            diam = to_shaft * 2.0 * np.sqrt(area_mm2 / np.pi)  # the shaft's outer diameter
             if not FEMUR_DIAMETER_MM[0] <= diam <= FEMUR_DIAMETER_MM[1]:
                 continue
             cj, ci = reg.centroid
