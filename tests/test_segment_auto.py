@@ -190,11 +190,9 @@ def test_roll_from_the_femur_line():
 
 def test_threads_give_the_serial_result(huashan, huashan_result, monkeypatch):
     """Slices are split on several threads; one thread must give the same labels."""
-    import myoimg.segment.auto as auto
     import myoimg.segment.threads as threads
 
-    monkeypatch.setattr(auto, "_n_threads", lambda: 1)
-    monkeypatch.setattr(threads, "n_threads", lambda: 1)  # body outline (thigh.body_mask)
+    monkeypatch.setattr(threads, "n_threads", lambda: 1)
     serial = segment_thigh(huashan[0])
     np.testing.assert_array_equal(
         sitk.GetArrayFromImage(serial.labels), sitk.GetArrayFromImage(huashan_result.labels)
@@ -203,9 +201,9 @@ def test_threads_give_the_serial_result(huashan, huashan_result, monkeypatch):
 
 
 def test_thread_map_keeps_order_and_raises():
-    from myoimg.segment.auto import _thread_map
+    from myoimg.segment.threads import thread_map
 
-    assert list(_thread_map(lambda v: v * v, range(7))) == [v * v for v in range(7)]
+    assert list(thread_map(lambda v: v * v, range(7))) == [v * v for v in range(7)]
 
     def bad(v):
         if v == 3:
@@ -213,7 +211,7 @@ def test_thread_map_keeps_order_and_raises():
         return v
 
     with pytest.raises(ValueError, match="slice 3"):
-        list(_thread_map(bad, range(6)))
+        list(thread_map(bad, range(6)))
 
 
 def test_head_is_refused():

@@ -19,7 +19,7 @@ Coordinates: SimpleITK image in LPS; arrays are (k, j, i).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +34,7 @@ from .contrast import detect_contrast, normalise_contrast
 from .femur import MIN_FEMUR_SEPARATION_MM, FemurCandidate, find_femurs
 from .qc import save_qc_png
 from .thigh import SUBCUT_RING_MM, axial_order, body_mask, from_axial_order, slice_grid_lps
-from .threads import n_threads, thread_map
+from .threads import thread_map
 
 __all__ = ["SegmentationResult", "segment_thigh", "detect_contrast", "save_qc_png", "trim_fat_rim"]
 
@@ -338,17 +338,6 @@ RIM_FAT_FRACTION = 0.5
 RIM_MIN_CONTRAST = 0.6
 
 
-def _n_threads() -> int:
-    # A module-level hook so tests can force the serial path.
-    return n_threads()
-
-
-def _thread_map(fn: Callable, items: Iterable) -> Iterator:
-    """``map(fn, items)`` on :func:`_n_threads` threads, results in order (2 cores:
-    segmentation 1.6-1.8x faster per slice batch)."""
-    return thread_map(fn, items, workers=_n_threads())
-
-
 def segment_thigh(
     image: sitk.Image,
     *,
@@ -447,7 +436,7 @@ def segment_thigh(
 
     grids = [slice_grid_lps(image, k) for k in range(nz)]
     cands = list(
-        _thread_map(lambda k: find_femurs(arr[k], body[k], spacing_ij, *grids[k]), range(nz))
+        thread_map(lambda k: find_femurs(arr[k], body[k], spacing_ij, *grids[k]), range(nz))
     )
     report("femur", 0.35)
     tracks, picks = _femur_tracks(cands, nz, float(sp[2]))
@@ -605,7 +594,7 @@ def segment_thigh(
     # Jobs are (side, k, femur); (side, k) -> leg_slices output of the search slices,
     # kept for reuse.
     jobs = [(side, k, p[k]) for side, p in zip(sides, picks, strict=True) for k in search_ks[side]]
-    splits = _thread_map(lambda j: leg_slices(j[1], j[0], j[2], ROTATION_CANDIDATES_DEG), jobs)
+    splits = thread_map(lambda j: leg_slices(j[1], j[0], j[2], ROTATION_CANDIDATES_DEG), jobs)
     searched = {(side, k): out for (side, k, _), out in zip(jobs, splits, strict=True)}
     for n_side, side in enumerate(sides):
         e = np.zeros(len(ROTATION_CANDIDATES_DEG))
@@ -648,7 +637,7 @@ def segment_thigh(
         for side, p in zip(sides, picks, strict=True)
         if p[k] is not None and (side, k) not in searched
     ]
-    splits = _thread_map(lambda j: leg_slices(j[1], j[0], j[2], (rotations[j[0]],)), jobs)
+    splits = thread_map(lambda j: leg_slices(j[1], j[0], j[2], (rotations[j[0]],)), jobs)
     for n, ((side, k, _), out) in enumerate(zip(jobs, splits, strict=True)):
         report("compartments", 0.5 + 0.45 * n / max(len(jobs), 1))
         if out is not None:
@@ -772,8 +761,6 @@ def trim_fat_rim(
     n : int
         Voxels removed.
     """
-    from scipy import ndimage as ndi
-
     fraction = RIM_FAT_FRACTION if fraction is None else fraction
     out = labels.copy()
     n = 0
