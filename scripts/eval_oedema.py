@@ -37,9 +37,8 @@ from myoimg.labels import QUADRICEPS
 from myoimg.quantify.mri import (
     DEFAULT_OEDEMA_THRESHOLD,
     MIN_OEDEMA_CLUSTER_VOXELS,
-    N4_ITERATIONS_PER_LEVEL,
     muscle_envelope,
-    n4_levels,
+    n4_iterations,
     oedema_metrics,
 )
 from myoimg.segment.bias import n4_correct
@@ -55,8 +54,7 @@ def corrected_visit(study: Path, visit: str) -> tuple[sitk.Image, sitk.Image]:
     # NIfTI round trip: copy the exact DICOM geometry (float tolerance) for the grid check.
     labels.CopyInformation(t2.image)
     mask = muscle_envelope(labels)
-    iterations = [N4_ITERATIONS_PER_LEVEL] * n4_levels(t2.image)
-    return n4_correct(t2.image, mask, iterations=iterations), labels
+    return n4_correct(t2.image, mask, iterations=n4_iterations(t2.image)), labels
 
 
 def evaluate(studies: list[Path], methods: list[tuple[str, str, str, str]], erode: int) -> dict:

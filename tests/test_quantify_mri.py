@@ -17,6 +17,7 @@ from myoimg.quantify.mri import (
     MRI_METRICS,
     drop_small_clusters,
     muscle_envelope,
+    n4_iterations,
     n4_levels,
     oedema_metrics,
     parse_threshold,
@@ -348,6 +349,8 @@ def test_n4_levels_follow_field_of_view(size, spacing, levels):
     image = sitk.Image(size, sitk.sitkFloat32)
     image.SetSpacing((spacing, spacing, 5.0))
     assert n4_levels(image) == levels
+    # The two coarsest levels only seed the finer ones (capped), the others run to 50.
+    assert n4_iterations(image) == [10, 20] + [50] * (levels - 2)
 
 
 # ---------------------------------------------------------------- per-muscle healthy level

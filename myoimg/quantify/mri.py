@@ -113,12 +113,30 @@ MIN_OEDEMA_CLUSTER_VOXELS = 3
 N4_TARGET_SPAN_MM = 25.0
 N4_ITERATIONS_PER_LEVEL = 50
 
+#: Iteration caps of the two coarsest N4 levels (one and two mesh spans over the field
+#: of view). A mesh that coarse cannot follow a coil profile, so its histogram-sharpening
+#: iterations creep on at a convergence measure of 0.001-0.0014 until the cap, yet only
+#: seed the finer levels: on sample_data's two visits, capping them at 10 / 20 instead
+#: of 50 / 50 changed the final field inside the muscles by <= 0.13 % at the 99th
+#: percentile (<= 1 % at any voxel) and took N4 from 113 to ~60 iterations (4.3 -> 2.5 s).
+N4_COARSE_ITERATIONS = (10, 20)
+
 
 def n4_levels(image: sitk.Image) -> int:
     """Number of N4 fitting levels for ``image`` (see :data:`N4_TARGET_SPAN_MM`)."""
     size, spacing = image.GetSize(), image.GetSpacing()
     fov = max(size[0] * spacing[0], size[1] * spacing[1])
     return int(np.clip(1 + round(np.log2(max(fov, 1.0) / N4_TARGET_SPAN_MM)), 3, 5))
+
+
+def n4_iterations(image: sitk.Image) -> list[int]:
+    """Maximum N4 iterations per fitting level for ``image``: :data:`N4_COARSE_ITERATIONS`
+    for the two coarsest levels, :data:`N4_ITERATIONS_PER_LEVEL` for the others."""
+    levels = n4_levels(image)
+    return [
+        N4_COARSE_ITERATIONS[i] if i < len(N4_COARSE_ITERATIONS) else N4_ITERATIONS_PER_LEVEL
+        for i in range(levels)
+    ]
 
 
 _METHOD_LABELS = "median and 1.4826 x MAD of the voxels of labels {ids} (robust mean/SD)"
@@ -519,11 +537,11 @@ def oedema_metrics(
 
     if bias_correct:
         n4_mask = thigh_mask if thigh_mask is not None else muscle_envelope(labels)
-        n4_iterations = [N4_ITERATIONS_PER_LEVEL] * n4_levels(image)
-        corrected = n4_correct(image, n4_mask, iterations=n4_iterations)
+        iterations = n4_iterations(image)
+        corrected = n4_correct(image, n4_mask, iterations=iterations)
     else:
         corrected = sitk.Cast(image, sitk.sitkFloat32)
-        n4_iterations = None
+        iterations = None
     arr = sitk.GetArrayFromImage(corrected).astype(np.float64)
 
     # Eroded (measurement) mask per muscle, computed on its padded bounding box.
@@ -632,7 +650,7 @@ def oedema_metrics(
         "erode_inplane": erode,
         "erosion": "2-D per slice, 3x3 square structuring element, per muscle",
         "bias_correct": bool(bias_correct),
-        "n4_iterations": n4_iterations,
+        "n4_iterations": iterations,
         "bias_method": "N4 (SimpleITK) inside the thigh mask"
         if thigh_mask is not None
         else ("N4 (SimpleITK) inside the labelled muscles, holes of each slice filled"
