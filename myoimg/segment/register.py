@@ -888,12 +888,26 @@ def resample_labels_majority(
     dst = np.asarray(reference.GetSpacing())
     fwhm = np.sqrt(np.maximum(dst**2 - src**2, 0.0))
     sigma_vox = (fwhm / 2.3548 / src)[::-1]  # (k, j, i) order
+    # Each label is filtered and resampled on its own bounding box, padded by the
+    # filter's reach (scipy truncates the kernel at 4 sigma): outside that box its
+    # fraction is exactly 0, which is also what resampling the box gives there.
+    pad = np.ceil(4.0 * sigma_vox).astype(int) + 1
+    boxes = ndimage.find_objects(arr.astype(np.int64)) if ids else []
     best = None
     best_id = None
     for label in [0, *ids]:
-        ind = ndimage.gaussian_filter((arr == label).astype(np.float32), sigma=sigma_vox)
+        if label == 0:
+            box: tuple[slice, ...] = tuple(slice(0, n) for n in arr.shape)
+        else:
+            box = tuple(
+                slice(max(sl.start - p, 0), min(sl.stop + p, n))
+                for sl, p, n in zip(boxes[label - 1], pad, arr.shape, strict=True)
+            )
+        ind = ndimage.gaussian_filter((arr[box] == label).astype(np.float32), sigma=sigma_vox)
         img = sitk.GetImageFromArray(ind)
-        img.CopyInformation(labels)
+        img.SetSpacing(labels.GetSpacing())
+        img.SetDirection(labels.GetDirection())
+        img.SetOrigin(labels.TransformIndexToPhysicalPoint([int(sl.start) for sl in box[::-1]]))
         default = 1.0 if label == 0 else 0.0  # outside the label map: background
         frac = sitk.GetArrayFromImage(
             sitk.Resample(img, reference, transform, sitk.sitkLinear, default, sitk.sitkFloat32)
