@@ -152,6 +152,41 @@ def test_compare_report_pages(compare_out):
 
 
 @needs_poppler
+def test_pages_drawn_in_two_processes_equal_one_process(compare_out, tmp_path, monkeypatch):
+    import myoimg.report.render as render
+
+    if not render._can_fork():
+        pytest.skip("needs two CPUs and the fork start method")
+    out = compare_out[0]  # drawn in two processes (the default here)
+    serial = tmp_path / "serial"
+    shutil.copytree(out, serial)
+    (serial / "report.pdf").unlink()
+    monkeypatch.setattr(render, "_can_fork", lambda: False)
+    render_report(serial)
+    assert pdf_pages_text(serial / "report.pdf") == pdf_pages_text(out / "report.pdf")
+
+
+def test_failing_worker_process_raises_and_leaves_nothing(tmp_path, monkeypatch):
+    import myoimg.report.render as render
+
+    if not render._can_fork():
+        pytest.skip("needs two CPUs and the fork start method")
+    out = fx.make_out(tmp_path)
+    real = render._save_pages
+
+    def save_pages(build, pages, path, meta, progress=None, total=0):
+        if progress is None:  # the worker's call (the parent passes its progress)
+            raise RuntimeError("simulated failure in the worker")
+        return real(build, pages, path, meta, progress, total)
+
+    monkeypatch.setattr(render, "_save_pages", save_pages)
+    with pytest.raises(MyoimgError, match="worker process"):
+        render_report(out, progress=lambda *a: None)
+    assert not (out / "report.pdf").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+@needs_poppler
 def test_per_muscle_files(tmp_path, monkeypatch):
     # two heads instead of eight keep the test fast; the mechanism is the same
     monkeypatch.setattr("myoimg.report.render.quadriceps_names", lambda: ["R_VL", "L_RF"])
