@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 
 from myoimg.errors import MyoimgError
 from myoimg.io.atomic import atomic_path
+from myoimg.segment.threads import n_threads
 
 from .data import load_report_data, quadriceps_names
 from .pages import PAPER_SIZES, add_footer, methods_pages, muscle_page, summary_page
@@ -149,13 +150,15 @@ def render_report(
 
 
 def _can_fork() -> bool:
-    """Two or more CPUs and the ``fork`` start method (Linux; not Windows)."""
-    return (os.cpu_count() or 1) >= 2 and "fork" in multiprocessing.get_all_start_methods()
+    """Two or more CPUs for this process and the ``fork`` start method (Linux)."""
+    return n_threads() >= 2 and "fork" in multiprocessing.get_all_start_methods()
 
 
 def _save_pages(build: Callable[[int], Figure], pages: Sequence[int], path: Path,
                 meta: dict[str, Any], progress: Progress | None = None,
                 total: int = 0) -> None:
+    """Draw ``build(i)`` for each page index into one PDF at ``path``; ``progress(done,
+    total)`` after each page."""
     with PdfPages(path, metadata=meta) as pdf:
         for done, i in enumerate(pages, start=1):
             pdf.savefig(build(i))
