@@ -187,6 +187,35 @@ def test_failing_worker_process_raises_and_leaves_nothing(tmp_path, monkeypatch)
 
 
 @needs_poppler
+def test_hanging_worker_is_stopped_and_its_pages_drawn_here(tmp_path, monkeypatch):
+    import time
+
+    import myoimg.report.render as render
+
+    if not render._can_fork():
+        pytest.skip("needs two CPUs and the fork start method")
+    monkeypatch.setattr("myoimg.report.render.quadriceps_names", lambda: ["R_VL", "L_RF"])
+    out = fx.make_out(tmp_path, visits=("baseline",), pet=())
+    real = render._save_pages
+    calls = []
+
+    def save_pages(build, pages, path, meta, progress=None, total=0):
+        calls.append(list(pages))
+        if progress is None and len(calls) == 1:  # the worker (a fork: its own list)
+            time.sleep(60)
+        return real(build, pages, path, meta, progress, total)
+
+    monkeypatch.setattr(render, "_save_pages", save_pages)
+    monkeypatch.setattr(render, "WORKER_SECONDS_PER_PAGE", 1.0)
+    t0 = time.monotonic()
+    (pdf,) = render_report(out, progress=lambda *a: None)
+    assert time.monotonic() - t0 < 30
+    pages = pdf_pages_text(pdf)
+    assert len(pages) == 4 and "(L_RF)" in pages[2] and "page 4 / 4" in pages[3]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+@needs_poppler
 def test_per_muscle_files(tmp_path, monkeypatch):
     # two heads instead of eight keep the test fast; the mechanism is the same
     monkeypatch.setattr("myoimg.report.render.quadriceps_names", lambda: ["R_VL", "L_RF"])

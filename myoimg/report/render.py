@@ -15,6 +15,7 @@ drawn in a forked process and the two files are joined with pypdf (10 -> 7 s for
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import tempfile
@@ -45,6 +46,11 @@ _RC = {
 }
 
 Progress = Callable[[int, int], None]
+
+#: Seconds to wait for the worker process per page it draws (it needs ~0.5 s a page).
+#: A forked process can in rare cases hang on a lock another thread held at the fork:
+#: after this it is stopped and its pages are drawn here instead.
+WORKER_SECONDS_PER_PAGE = 30.0
 
 
 def render_report(
@@ -185,8 +191,15 @@ def _render_split(build: Callable[[int], Figure], n: int, split: int, target: Pa
     try:
         child.start()
         _save_pages(build, range(split), first, meta, progress, n)
-        child.join()
-        if child.exitcode != 0:
+        child.join(WORKER_SECONDS_PER_PAGE * (n - split))
+        if child.is_alive():
+            child.terminate()
+            child.join()
+            logging.getLogger("myoimg").warning(
+                "report: the worker process did not finish; drawing pages %d-%d here", split + 1, n
+            )
+            _save_pages(build, range(split, n), second, meta)
+        elif child.exitcode != 0:
             raise MyoimgError(
                 f"report: drawing pages {split + 1}-{n} failed in the worker process "
                 f"(exit code {child.exitcode}); see the message above"
