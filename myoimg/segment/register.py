@@ -654,9 +654,6 @@ def register_rigid_affine(
     say = progress or (lambda _msg: None)
     fmask = fixed_mask if fixed_mask is not None else thigh_mask(fixed)
     mmask = moving_mask if moving_mask is not None else thigh_mask(moving)
-    fixed_raw, moving_raw = fixed, moving
-    if multimodal:
-        fixed, moving = _soft_tissue_window(fixed), _soft_tissue_window(moving)
     fmask = sitk.Cast(fmask > 0, sitk.sitkUInt8)
     mmask = sitk.Cast(mmask > 0, sitk.sitkUInt8)
     if not np.any(sitk.GetArrayViewFromImage(fmask)) or not np.any(
@@ -672,42 +669,44 @@ def register_rigid_affine(
     if slab is not None:
         fmask = slab
         messages.append("fixed image longer than moving: matched by thigh cross-section profile")
-    metric_mask = _dilate(fmask, 10.0)
-
-    fixed_levels = _pyramid(fixed, metric_mask)
-    moving_levels = _pyramid(moving, None)
-
-    def run(name: str, transform: sitk.Transform, iterations: int, initial=None) -> float:
-        say(name)
-        t0 = time.perf_counter()
-        value = float("nan")
-        its = 0
-        levels = list(zip(fixed_levels, moving_levels, strict=True))
-        if name == "bspline":
-            levels = levels[-2:]  # the rigid stage already did the coarse alignment
-        for (f, fm), (m, _) in levels:
-            reg = _method(f, multimodal, fm, iterations, bspline=name == "bspline")
-            if initial is not None:
-                reg.SetMovingInitialTransform(initial)
-            reg.SetInitialTransform(transform, inPlace=True)
-            reg.Execute(f, m)
-            its += int(reg.GetOptimizerIteration())
-            value = float(reg.GetMetricValue())
-        quality["iterations"][name] = its
-        quality["seconds"][name] = round(time.perf_counter() - t0, 2)
-        return value
 
     # Rigid only, for both MR -> MR and MR <-> CT: the thigh moves rigidly between
     # sessions, and an affine stage was found to trade a few % of scaling against the
     # craniocaudal offset on these nearly cylindrical limbs.
-    fparts = body_and_femur(fixed_raw)
-    mparts = body_and_femur(moving_raw)
+    fparts = body_and_femur(fixed)
+    mparts = body_and_femur(moving)
     say("rigid")
-    rigid, metric = _register_rigid_multistart(
-        fixed_raw, moving_raw, fparts, mparts, quality, messages
-    )
+    rigid, metric = _register_rigid_multistart(fixed, moving, fparts, mparts, quality, messages)
     final: sitk.Transform = rigid
+    fixed_raw, moving_raw = fixed, moving
     if deformable:
+        # The B-spline stage's images, mask and pyramids (the rigid stage builds its own).
+        if multimodal:
+            fixed, moving = _soft_tissue_window(fixed), _soft_tissue_window(moving)
+        metric_mask = _dilate(fmask, 10.0)
+        fixed_levels = _pyramid(fixed, metric_mask)
+        moving_levels = _pyramid(moving, None)
+
+        def run(name: str, transform: sitk.Transform, iterations: int, initial=None) -> float:
+            say(name)
+            t0 = time.perf_counter()
+            value = float("nan")
+            its = 0
+            levels = list(zip(fixed_levels, moving_levels, strict=True))
+            if name == "bspline":
+                levels = levels[-2:]  # the rigid stage already did the coarse alignment
+            for (f, fm), (m, _) in levels:
+                reg = _method(f, multimodal, fm, iterations, bspline=name == "bspline")
+                if initial is not None:
+                    reg.SetMovingInitialTransform(initial)
+                reg.SetInitialTransform(transform, inPlace=True)
+                reg.Execute(f, m)
+                its += int(reg.GetOptimizerIteration())
+                value = float(reg.GetMetricValue())
+            quality["iterations"][name] = its
+            quality["seconds"][name] = round(time.perf_counter() - t0, 2)
+            return value
+
         size_mm = np.asarray(fixed.GetSize()) * np.asarray(fixed.GetSpacing())
         mesh = [max(1, int(size_mm[0] // 100)), max(1, int(size_mm[1] // 100)), 1]
         bspline = sitk.BSplineTransformInitializer(fixed, mesh)
