@@ -686,31 +686,21 @@ def register_rigid_affine(
         metric_mask = _dilate(fmask, 10.0)
         fixed_levels = _pyramid(fixed, metric_mask)
         moving_levels = _pyramid(moving, None)
-
-        def run(name: str, transform: sitk.Transform, iterations: int, initial=None) -> float:
-            say(name)
-            t0 = time.perf_counter()
-            value = float("nan")
-            its = 0
-            levels = list(zip(fixed_levels, moving_levels, strict=True))
-            if name == "bspline":
-                levels = levels[-2:]  # the rigid stage already did the coarse alignment
-            for (f, fm), (m, _) in levels:
-                reg = _method(f, multimodal, fm, iterations, bspline=name == "bspline")
-                if initial is not None:
-                    reg.SetMovingInitialTransform(initial)
-                reg.SetInitialTransform(transform, inPlace=True)
-                reg.Execute(f, m)
-                its += int(reg.GetOptimizerIteration())
-                value = float(reg.GetMetricValue())
-            quality["iterations"][name] = its
-            quality["seconds"][name] = round(time.perf_counter() - t0, 2)
-            return value
-
         size_mm = np.asarray(fixed.GetSize()) * np.asarray(fixed.GetSpacing())
         mesh = [max(1, int(size_mm[0] // 100)), max(1, int(size_mm[1] // 100)), 1]
         bspline = sitk.BSplineTransformInitializer(fixed, mesh)
-        run("bspline", bspline, 20, initial=rigid)
+        say("bspline")
+        t0 = time.perf_counter()
+        its = 0
+        # The two finest levels: the rigid stage already did the coarse alignment.
+        for (f, fm), (m, _) in list(zip(fixed_levels, moving_levels, strict=True))[-2:]:
+            reg = _method(f, multimodal, fm, 20, bspline=True)
+            reg.SetMovingInitialTransform(rigid)
+            reg.SetInitialTransform(bspline, inPlace=True)
+            reg.Execute(f, m)
+            its += int(reg.GetOptimizerIteration())
+        quality["iterations"]["bspline"] = its
+        quality["seconds"]["bspline"] = round(time.perf_counter() - t0, 2)
         composite = sitk.CompositeTransform(3)
         composite.AddTransform(rigid)  # applied second
         composite.AddTransform(bspline)  # applied first (fixed point -> bspline -> rigid)
