@@ -687,3 +687,33 @@ def test_fat_rim_trim_needs_contrast_between_fat_and_muscle():
     image, thigh, labels, _ = _partial_volume_disk(1.0, 0.86)
     out, n = trim_fat_rim(labels, image, thigh, False, (1.0, 1.0))
     assert n == 0 and np.array_equal(out, labels)
+
+
+@pytest.mark.parametrize("fat_bright", [False, True])
+def test_dark_line_inside_a_muscle_stays_in_its_label(fat_bright):
+    """A thin fat line inside the left VL (its aponeurosis, or a streak of fat
+    infiltration) is part of the muscle, as in every reference outline; the septa
+    between two muscles, where the group borders run, still leave the labels."""
+    img, truth = make_phantom(fat_bright, nz=3)
+    arr = sitk.GetArrayFromImage(img)
+    ny, nx = arr.shape[1:]
+    jj, ii = np.mgrid[0:ny, 0:nx].astype(float)
+    x = -190.0 + ii * SPACING[0]
+    y = -100.0 + jj * SPACING[1]
+    # Radial segment at 70 deg lateral of anterior, 36-56 mm from the left femur's centre.
+    t = np.clip(((x - 90.0) * np.sin(np.radians(70)) - y * np.cos(np.radians(70))), 36, 56)
+    px, py = 90.0 + t * np.sin(np.radians(70)), -t * np.cos(np.radians(70))
+    line = np.hypot(x - px, y - py) <= 0.8
+    assert (truth[0][line] == BY_NAME["L_VL"].id).all()
+    fat = 900.0 if fat_bright else 80.0
+    arr[:, line] = fat
+    img2 = sitk.GetImageFromArray(arr)
+    img2.CopyInformation(img)
+    lab = sitk.GetArrayFromImage(segment_thigh(img2).labels)
+    kept = (lab[:, line] == BY_NAME["L_VL"].id).mean()
+    assert kept >= 0.9, kept
+    r = np.hypot(x - 90.0, y)
+    septa = (truth[0] == 0) & (r > FEMUR_R + 3) & (r < FASCIA_R - 3) & ~line
+    septa &= np.isin(arr[0], [fat]) | (np.abs(arr[0] - fat) < 40)
+    left_out = (lab[:, septa] == 0).mean()
+    assert left_out >= 0.7, left_out
