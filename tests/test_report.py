@@ -220,14 +220,34 @@ def test_per_muscle_files(tmp_path, monkeypatch):
     # two heads instead of eight keep the test fast; the mechanism is the same
     monkeypatch.setattr("myoimg.report.render.quadriceps_names", lambda: ["R_VL", "L_RF"])
     out = fx.make_out(tmp_path, visits=("baseline",), pet=())
+    # One process: all pages share one resource dictionary (matplotlib), the case where a
+    # copied page would carry the other pages' images.
+    monkeypatch.setattr("myoimg.report.render._can_fork", lambda: False)
     paths = render_report(out, per_muscle=True)
     assert paths == [out / "report.pdf", out / "report_R_VL.pdf", out / "report_L_RF.pdf"]
-    assert len(pdf_pages_text(paths[0])) == 4
-    for m, p in zip(["R_VL", "L_RF"], paths[1:], strict=True):
+    report = pdf_pages_text(paths[0])
+    assert len(report) == 4
+    for i, (m, p) in enumerate(zip(["R_VL", "L_RF"], paths[1:], strict=True), start=1):
         (page,) = pdf_pages_text(p)
-        assert f"({m})" in page and f"{m} · page" in page
+        assert page == report[i]  # the report's own page, footer included
+        assert f"({m})" in page and f"{m} · page {i + 1} / 4" in page
         assert "no PET at this visit" in page
+        assert _images(p, 0) == _images(paths[0], i, drawn_only=True)
+        assert _images(p, 0) < _images(paths[0], i)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def _images(pdf: Path, index: int, drawn_only: bool = False) -> int:
+    """Image XObjects in page ``index``'s resources (or only those its content draws)."""
+    from pypdf import PdfReader
+
+    page = PdfReader(str(pdf)).pages[index]
+    xobj = page["/Resources"].get_object()["/XObject"].get_object()
+    names = [k for k, v in xobj.items() if v.get_object()["/Subtype"] == "/Image"]
+    if drawn_only:
+        content = page.get_contents().get_data()
+        names = [k for k in names if re.search(re.escape(k).encode() + rb"\s+Do\b", content)]
+    return len(names)
 
 
 @needs_poppler

@@ -10,7 +10,9 @@ leaves no global state behind.
 Drawing a page into the PDF is single-threaded Python (text layout, ~0.5 s per page), so
 with two or more CPUs and the ``fork`` start method the second half of the pages is
 drawn in a forked process and the two files are joined with pypdf (10 -> 7 s for the
-12 pages of a comparison). The pages are the same either way.
+12 pages of a comparison). The pages are the same either way. The per-muscle files
+(``--per-muscle``) are the heads' pages copied out of the joined report with pypdf, not
+drawn again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
@@ -115,8 +118,6 @@ def render_report(
         plan: list[str | Figure] = ["summary", *muscles, *methods]
         n = len(plan)
         cache: dict = {}
-        figures: dict[int, Figure] = {}
-        footers: dict[int, Any] = {}
 
         def build(i: int) -> Figure:
             item = plan[i]
@@ -126,12 +127,13 @@ def render_report(
                 fig = summary_page(data, size)
             else:
                 fig = muscle_page(data, item, size, cache)
-            footers[i] = add_footer(fig, data, f"page {i + 1} / {n}")
-            figures[i] = fig
+            # A head's page names it in the footer: its per-muscle file is this page.
+            head = f"{item} \u00b7 " if isinstance(item, str) and item != "summary" else ""
+            add_footer(fig, data, f"{head}page {i + 1} / {n}")
             return fig
 
         target = out_dir / "report.pdf"
-        split = n // 2 if (not per_muscle and _can_fork() and n >= 4) else n
+        split = n // 2 if (_can_fork() and n >= 4) else n
         with atomic_path(target) as tmp:
             if split < n:
                 _render_split(build, n, split, tmp, meta, progress)
@@ -139,20 +141,50 @@ def render_report(
                 _save_pages(build, range(n), tmp, meta, progress, n)
         written.append(target)
         if per_muscle:
-            with ExitStack() as stack:
-                for i, fig in figures.items():
-                    m = plan[i]
-                    if not isinstance(m, str) or m == "summary":
-                        continue
-                    footers[i].set_text(f"{m} \u00b7 page {i + 1} of report.pdf")
-                    target = out_dir / f"report_{m}.pdf"
-                    tmp = stack.enter_context(atomic_path(target))
-                    with PdfPages(tmp, metadata={**meta, "Title": f"myoimg report {m}"}) as pdf:
-                        pdf.savefig(fig)
-                    written.append(target)
+            heads = {i: m for i, m in enumerate(plan) if isinstance(m, str) and m != "summary"}
+            written.extend(_muscle_files(target, heads, meta))
         if progress is not None:
             progress(n, n)
     return written
+
+
+def _muscle_files(report: Path, heads: dict[int, str], meta: dict[str, Any]) -> list[Path]:
+    """``report_<MUSCLE>.pdf`` next to ``report``: page i of the report for each head
+    (a copy of the drawn page, so the two cannot differ); all written or none."""
+    from pypdf import PdfReader, PdfWriter
+
+    reader = PdfReader(str(report))
+    paths = []
+    with ExitStack() as stack:
+        for i, m in heads.items():
+            writer = PdfWriter()
+            writer.add_page(_own_images_only(reader.pages[i]))
+            writer.add_metadata({**{f"/{k}": v for k, v in meta.items()},
+                                 "/Title": f"myoimg report {m}"})
+            target = report.parent / f"report_{m}.pdf"
+            with open(stack.enter_context(atomic_path(target)), "wb") as fh:
+                writer.write(fh)
+            paths.append(target)
+    return paths
+
+
+def _own_images_only(page: Any) -> Any:
+    """``page`` with a resource dictionary of its own that lists only the images and
+    forms its content draws (``/Name Do``): matplotlib gives all pages of a file one
+    shared dictionary, so a copied page would otherwise carry every page's images."""
+    from pypdf.generic import DictionaryObject, NameObject
+
+    shared = page["/Resources"].get_object()
+    if "/XObject" not in shared:
+        return page
+    drawn = {n.decode() for n in re.findall(rb"/([^\s/\[\]<>()]+)\s+Do\b",
+                                            page.get_contents().get_data())}
+    own = DictionaryObject(dict(shared.items()))
+    own[NameObject("/XObject")] = DictionaryObject(
+        {k: v for k, v in shared["/XObject"].get_object().items() if k[1:] in drawn}
+    )
+    page[NameObject("/Resources")] = own
+    return page
 
 
 def _can_fork() -> bool:
