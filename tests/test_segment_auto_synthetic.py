@@ -714,6 +714,6 @@ def test_dark_line_inside_a_muscle_stays_in_its_label(fat_bright):
     assert kept >= 0.9, kept
     r = np.hypot(x - 90.0, y)
     septa = (truth[0] == 0) & (r > FEMUR_R + 3) & (r < FASCIA_R - 3) & ~line
-    septa &= np.isin(arr[0], [fat]) | (np.abs(arr[0] - fat) < 40)
+    septa &= np.abs(arr[0] - fat) < 40  # fat-level pixels (noise sd 8)
     left_out = (lab[:, septa] == 0).mean()
     assert left_out >= 0.7, left_out

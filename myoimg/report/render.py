@@ -159,13 +159,17 @@ def _muscle_files(report: Path, heads: dict[int, str], meta: dict[str, Any]) -> 
         for i, m in heads.items():
             writer = PdfWriter()
             writer.add_page(_own_images_only(reader.pages[i]))
-            writer.add_metadata({**{f"/{k}": v for k, v in meta.items()},
-                                 "/Title": f"myoimg report {m}"})
+            writer.add_metadata(_pdf_info({**meta, "Title": f"myoimg report {m}"}))
             target = report.parent / f"report_{m}.pdf"
             with open(stack.enter_context(atomic_path(target)), "wb") as fh:
                 writer.write(fh)
             paths.append(target)
     return paths
+
+
+def _pdf_info(meta: dict[str, Any]) -> dict[str, Any]:
+    """matplotlib's ``PdfPages`` metadata keys as pypdf's document-information names."""
+    return {f"/{k}": v for k, v in meta.items()}
 
 
 def _own_images_only(page: Any) -> Any:
@@ -239,7 +243,7 @@ def _render_split(build: Callable[[int], Figure], n: int, split: int, target: Pa
         writer = PdfWriter()
         writer.append(str(first))
         writer.append(str(second))
-        writer.add_metadata({f"/{k}": v for k, v in meta.items()})
+        writer.add_metadata(_pdf_info(meta))
         with open(target, "wb") as fh:
             writer.write(fh)
     finally:
