@@ -309,3 +309,61 @@ def test_check_flags_8mm_craniocaudal_shift(mr_ct_pair, dz):
     assert bad.quality["femur_dice"] >= FEMUR_DICE_THRESHOLD
     assert bad.quality["structure_gain"] > STRUCTURE_GAIN_THRESHOLD
     assert any("fat-structure" in m for m in bad.messages)
+
+
+def test_erode_inplane_matches_itk_binary_erode():
+    """The SciPy erosion gives ITK's BinaryErode (ball, z radius 0) voxel for voxel."""
+    from myoimg.segment.register import _erode_inplane
+
+    rng = np.random.default_rng(3)
+    cases = (((1.95, 1.95, 4.0), 8.0), ((0.7, 1.3, 5.0), 5.0), ((1.0, 1.0, 2.0), 0.2))
+    for spacing, radius_mm in cases:
+        a = ndimage.binary_opening(rng.random((6, 50, 64)) > 0.25)
+        a[:, :4, :] = True  # touching the image edge: outside counts as foreground
+        mask = sitk.GetImageFromArray(a.astype(np.uint8))
+        mask.SetSpacing(spacing)
+        radius = [max(1, int(round(radius_mm / s))) for s in spacing]
+        radius[2] = 0
+        itk = sitk.BinaryErode(mask, radius, sitk.sitkBall, 0, 1)
+        out = _erode_inplane(mask, radius_mm)
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(out), sitk.GetArrayFromImage(itk))
+        assert out.GetSpacing() == mask.GetSpacing()
+
+
+def test_mapped_masks_equal_one_resample_per_mask():
+    """Masks packed as bits of one image map exactly as resampled one by one."""
+    from myoimg.segment.register import _mapped_masks
+
+    rng = np.random.default_rng(4)
+    moving = sitk.Image(40, 30, 8, sitk.sitkUInt8)
+    moving.SetSpacing((1.1, 0.9, 4.0))
+    moving.SetOrigin((-20.0, -15.0, -10.0))
+    masks = []
+    for _ in range(3):
+        m = sitk.GetImageFromArray((rng.random((8, 30, 40)) > 0.5).astype(np.uint8))
+        m.CopyInformation(moving)
+        masks.append(m)
+    reference = sitk.Image(33, 37, 11, sitk.sitkFloat32)
+    reference.SetSpacing((1.3, 1.0, 3.0))
+    reference.SetOrigin((-22.0, -14.0, -12.0))
+    transform = sitk.Euler3DTransform((0.0, 0.0, 0.0), 0.02, -0.03, 0.1, (0.7, -1.2, 2.5))
+    other = sitk.Image(masks[2])
+    other.SetOrigin((-19.0, -15.0, -10.0))  # another grid: mapped on its own
+    for group in (masks, [masks[0], other]):
+        for got, mask in zip(_mapped_masks(group, reference, transform), group, strict=True):
+            want = sitk.Resample(mask, reference, transform, sitk.sitkNearestNeighbor, 0)
+            np.testing.assert_array_equal(got, sitk.GetArrayFromImage(want) > 0)
+
+
+def test_fill_holes_matches_scipy():
+    from myoimg.segment.register import _fill_holes
+
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        b = rng.random((int(rng.integers(1, 40)), int(rng.integers(1, 40)))) > rng.uniform(0.2, 0.8)
+        np.testing.assert_array_equal(_fill_holes(b), ndimage.binary_fill_holes(b))
+    ring = np.zeros((9, 9), bool)
+    ring[2:7, 2:7] = True
+    ring[4, 4] = False  # a hole
+    np.testing.assert_array_equal(_fill_holes(ring), ndimage.binary_fill_holes(ring))
+    assert _fill_holes(ring)[4, 4]

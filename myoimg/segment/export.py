@@ -134,7 +134,9 @@ def write_seg(
     if patient_id is not None:
         headers = [_pseudonymised(ds, patient_id) for ds in headers]
     _check_grid(labels, headers)
-    arr = sitk.GetArrayFromImage(labels).astype(np.int64)  # (k, j, i) = frames, rows, cols
+    arr = sitk.GetArrayViewFromImage(labels)  # (k, j, i) = frames, rows, cols
+    if arr.dtype.kind not in "ui":
+        arr = arr.astype(np.int64)
     present = [int(v) for v in np.unique(arr) if v != 0]
     unknown = [v for v in present if v not in BY_ID]
     if unknown:
@@ -148,10 +150,12 @@ def write_seg(
             name="myoimg", family=codes.cid7162.ArtificialIntelligence, version=_version
         )
     descriptions = []
-    pixel = np.zeros(arr.shape, dtype=np.uint8)
+    # Label id -> segment number by table lookup (one pass, not one per label); every
+    # id is a known one (checked above), so none is negative.
+    numbers = np.zeros(max(present) + 1, dtype=np.uint8)
     for number, label in enumerate(present, start=1):
         muscle = BY_ID[label]
-        pixel[arr == label] = number
+        numbers[label] = number
         descriptions.append(
             hd.seg.SegmentDescription(
                 segment_number=number,
@@ -167,7 +171,7 @@ def write_seg(
         )
     seg = hd.seg.Segmentation(
         source_images=headers,
-        pixel_array=pixel,  # label-style array: value n = segment n
+        pixel_array=numbers[arr],  # label-style array: value n = segment n
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
         series_instance_uid=hd.UID(),

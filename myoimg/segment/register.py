@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +117,21 @@ class RegistrationResult:
 # --------------------------------------------------------------------------- masks
 
 
+def _fill_holes(binary: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.binary_fill_holes`` of a 2-D mask, by labelling instead of dilating.
+
+    Holes are the background components (4-connected, as there) that do not touch the
+    image edge. SciPy grows the outside by repeated dilation, which on a thigh slice
+    took ~3x as long as one labelling pass.
+    """
+    background, n = ndimage.label(~binary)
+    outside = np.zeros(n + 1, bool)
+    edge = (background[0], background[-1], background[:, 0], background[:, -1])
+    outside[np.concatenate(edge)] = True
+    outside[0] = False  # label 0: the mask itself
+    return ~outside[background]
+
+
 def thigh_mask(image: sitk.Image) -> sitk.Image:
     """Body/thigh mask: threshold near the noise floor, per-slice largest components, holes filled.
 
@@ -157,7 +172,7 @@ def thigh_mask(image: sitk.Image) -> sitk.Image:
             sizes = ndimage.sum_labels(np.ones_like(lab), lab, index=np.arange(1, n + 1))
             order = np.argsort(sizes)[::-1][:3]
             keep = [i + 1 for i in order if sizes[i] >= 0.1 * sizes[order[0]]]
-            out[k] = ndimage.binary_fill_holes(np.isin(lab, keep))
+            out[k] = _fill_holes(np.isin(lab, keep))
     mask = sitk.GetImageFromArray(out)
     mask.CopyInformation(image)
     return mask
@@ -167,6 +182,33 @@ def _dilate(mask: sitk.Image, radius_mm: float) -> sitk.Image:
     radius = [max(1, int(round(radius_mm / s))) for s in mask.GetSpacing()]
     radius[2] = min(radius[2], 1)
     return sitk.BinaryDilate(mask, radius, sitk.sitkBall, 0, 1)
+
+
+def _same_grid(a: sitk.Image, b: sitk.Image) -> bool:
+    return (a.GetSize() == b.GetSize() and a.GetOrigin() == b.GetOrigin()
+            and a.GetSpacing() == b.GetSpacing() and a.GetDirection() == b.GetDirection())
+
+
+def _mapped_masks(
+    masks: Sequence[sitk.Image], reference: sitk.Image, transform: sitk.Transform
+) -> list[np.ndarray]:
+    """Boolean arrays of ``masks`` (> 0 = in) resampled onto ``reference`` through
+    ``transform`` (nearest neighbour, 0 outside the mask's grid).
+
+    Masks on one grid travel as the bits of one uint8 image: nearest neighbour picks the
+    same source voxel whatever its value, so one resample gives what one per mask gave
+    (each costs ~30 ms for a CT grid).
+    """
+    if len(masks) > 8 or not all(_same_grid(m, masks[0]) for m in masks[1:]):
+        return [_mapped_masks([m], reference, transform)[0] for m in masks]
+    packed = np.zeros(sitk.GetArrayViewFromImage(masks[0]).shape, np.uint8)
+    for bit, mask in enumerate(masks):
+        packed |= (sitk.GetArrayViewFromImage(mask) > 0).astype(np.uint8) << bit
+    img = sitk.GetImageFromArray(packed)
+    img.CopyInformation(masks[0])
+    out = sitk.Resample(img, reference, transform, sitk.sitkNearestNeighbor, 0)
+    bits = sitk.GetArrayViewFromImage(out)
+    return [(bits & (1 << bit)) != 0 for bit in range(len(masks))]
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -339,7 +381,9 @@ def _slice_grid(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def body_and_femur(image: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
+def body_and_femur(
+    image: sitk.Image, *, thigh: sitk.Image | None = None
+) -> tuple[sitk.Image, sitk.Image]:
     """Body (thighs) and filled-femur masks of an axial CT or MR thigh image.
 
     CT (detected by air near -1000 HU): body = :func:`thigh_mask`; femur = voxels above
@@ -349,6 +393,14 @@ def body_and_femur(image: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
     :func:`myoimg.segment.femur.find_femurs` per slice (cortex is a signal void on every
     sequence; holes filled). Both femur masks thus describe the same object, the whole
     bone cross-section, which is rigid and does not change between sessions.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        Axial CT (HU) or MR thigh image.
+    thigh : SimpleITK.Image, optional
+        :func:`thigh_mask` of ``image`` when the caller has it already: a CT's body is
+        that mask (not computed twice); unused for MR.
 
     Returns
     -------
@@ -362,10 +414,10 @@ def body_and_femur(image: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
     sx, sy = image.GetSpacing()[:2]
     femur = np.zeros(arr.shape, bool)
     if _is_ct(image):
-        body = sitk.GetArrayFromImage(thigh_mask(image)).astype(bool)
+        body = sitk.GetArrayFromImage(thigh if thigh is not None else thigh_mask(image)) > 0
         min_px = np.pi * 5.0**2 / (sx * sy)
         for k in range(arr.shape[0]):
-            bone = ndimage.binary_fill_holes((arr[k] > CT_BONE_HU) & body[k])
+            bone = _fill_holes((arr[k] > CT_BONE_HU) & body[k])
             lab, n = ndimage.label(bone)
             if n:
                 sizes = np.bincount(lab.ravel())
@@ -451,10 +503,26 @@ def _centroid(mask: sitk.Image, zmin: float | None = None, zmax: float | None = 
     )
 
 
+def _disc(rx: int, ry: int) -> np.ndarray:
+    """ITK's ``sitkBall`` structuring element of radius (rx, ry) pixels as a (j, i) array."""
+    j, i = np.ogrid[-ry : ry + 1, -rx : rx + 1]
+    return (i / (rx + 0.5)) ** 2 + (j / (ry + 0.5)) ** 2 <= 1.0
+
+
 def _erode_inplane(mask: sitk.Image, radius_mm: float) -> sitk.Image:
-    radius = [max(1, int(round(radius_mm / s))) for s in mask.GetSpacing()]
-    radius[2] = 0
-    return sitk.BinaryErode(mask, radius, sitk.sitkBall, 0, 1)
+    """Erode a 0/1 mask slice by slice with a disc of ``radius_mm`` (at least 1 pixel).
+
+    The voxels of ``sitk.BinaryErode(mask, [rx, ry, 0], sitk.sitkBall, 0, 1)`` (outside
+    the image counts as foreground there too), with SciPy: ITK's filter took ~0.35 s
+    per call on a 256 x 256 x 47 CT body mask, SciPy ~0.05 s.
+    """
+    rx, ry = (max(1, int(round(radius_mm / s))) for s in mask.GetSpacing()[:2])
+    arr = sitk.GetArrayViewFromImage(mask) == 1
+    out = sitk.GetImageFromArray(
+        ndimage.binary_erosion(arr, _disc(rx, ry)[None], border_value=1).astype(np.uint8)
+    )
+    out.CopyInformation(mask)
+    return out
 
 
 def _register_rigid_multistart(
@@ -577,17 +645,13 @@ def _structure_probe(
         img.CopyInformation(moving)
         return img
 
-    mdom_img, mstr_img = to_img(mdom), to_img(mstr)
+    moving_masks = [to_img(mdom), to_img(mstr)]
     centre = _centroid(fixed_parts[0])
     centre = tuple(float(v) for v in (centre if centre is not None else (0.0, 0.0, 0.0)))
 
     def dice(t: sitk.Transform) -> float:
-        d = sitk.GetArrayViewFromImage(
-            sitk.Resample(mdom_img, fixed, t, sitk.sitkNearestNeighbor, 0)
-        ).astype(bool) & fdom
-        s = sitk.GetArrayViewFromImage(
-            sitk.Resample(mstr_img, fixed, t, sitk.sitkNearestNeighbor, 0)
-        ).astype(bool)
+        d, s = _mapped_masks(moving_masks, fixed, t)
+        d &= fdom
         return _dice(fstr & d, s & d)
 
     base = dice(transform)
@@ -652,10 +716,10 @@ def register_rigid_affine(
     fixed = sitk.Cast(fixed, sitk.sitkFloat32)
     moving = sitk.Cast(moving, sitk.sitkFloat32)
     say = progress or (lambda _msg: None)
-    fmask = fixed_mask if fixed_mask is not None else thigh_mask(fixed)
-    mmask = moving_mask if moving_mask is not None else thigh_mask(moving)
-    fmask = sitk.Cast(fmask > 0, sitk.sitkUInt8)
-    mmask = sitk.Cast(mmask > 0, sitk.sitkUInt8)
+    fthigh = thigh_mask(fixed) if fixed_mask is None else None
+    mthigh = thigh_mask(moving) if moving_mask is None else None
+    fmask = sitk.Cast((fixed_mask if fthigh is None else fthigh) > 0, sitk.sitkUInt8)
+    mmask = sitk.Cast((moving_mask if mthigh is None else mthigh) > 0, sitk.sitkUInt8)
     if not np.any(sitk.GetArrayViewFromImage(fmask)) or not np.any(
         sitk.GetArrayViewFromImage(mmask)
     ):
@@ -673,8 +737,8 @@ def register_rigid_affine(
     # Rigid only, for both MR -> MR and MR <-> CT: the thigh moves rigidly between
     # sessions, and an affine stage was found to trade a few % of scaling against the
     # craniocaudal offset on these nearly cylindrical limbs.
-    fparts = body_and_femur(fixed)
-    mparts = body_and_femur(moving)
+    fparts = body_and_femur(fixed, thigh=fthigh)
+    mparts = body_and_femur(moving, thigh=mthigh)
     say("rigid")
     rigid, metric = _register_rigid_multistart(fixed, moving, fparts, mparts, quality, messages)
     final: sitk.Transform = rigid
@@ -777,21 +841,14 @@ def check_registration(
     fparts = fixed_parts if fixed_parts is not None else body_and_femur(fixed)
     mparts = moving_parts if moving_parts is not None else body_and_femur(moving)
 
-    def mapped(mask: sitk.Image) -> np.ndarray:
-        return sitk.GetArrayFromImage(  # a copy: the resampled image is a temporary
-            sitk.Resample(sitk.Cast(mask > 0, sitk.sitkUInt8), fmask, transform,
-                          sitk.sitkNearestNeighbor, 0)
-        ).astype(bool)  # fmt: skip
-
     # Compare only where the moving image has data (its field of view mapped onto the
     # fixed grid): a whole-body CT must not be penalised for the legs the MR never saw.
     ones = sitk.Image(mmask.GetSize(), sitk.sitkUInt8) + 1
     ones.CopyInformation(mmask)
-    domain = mapped(ones)
+    domain, mthigh, mfem = _mapped_masks([ones, mmask, mparts[1]], fmask, transform)
     fixed_in = sitk.GetArrayViewFromImage(fmask).astype(bool) & domain
-    dice = _dice(fixed_in, mapped(mmask))
+    dice = _dice(fixed_in, mthigh)
     ffem = sitk.GetArrayFromImage(fparts[1]).astype(bool) & domain
-    mfem = mapped(mparts[1])
     fem_dice = _dice(ffem, mfem) if ffem.any() and mfem.any() else float("nan")
     base, gain = _structure_probe(fixed, moving, transform, fparts, mparts)
     finite = not math.isinf(float(metric))  # NaN = metric not given
