@@ -353,17 +353,3 @@ def test_mapped_masks_equal_one_resample_per_mask():
         for got, mask in zip(_mapped_masks(group, reference, transform), group, strict=True):
             want = sitk.Resample(mask, reference, transform, sitk.sitkNearestNeighbor, 0)
             np.testing.assert_array_equal(got, sitk.GetArrayFromImage(want) > 0)
-
-
-def test_fill_holes_matches_scipy():
-    from myoimg.segment.register import _fill_holes
-
-    rng = np.random.default_rng(5)
-    for _ in range(100):
-        b = rng.random((int(rng.integers(1, 40)), int(rng.integers(1, 40)))) > rng.uniform(0.2, 0.8)
-        np.testing.assert_array_equal(_fill_holes(b), ndimage.binary_fill_holes(b))
-    ring = np.zeros((9, 9), bool)
-    ring[2:7, 2:7] = True
-    ring[4, 4] = False  # a hole
-    np.testing.assert_array_equal(_fill_holes(ring), ndimage.binary_fill_holes(ring))
-    assert _fill_holes(ring)[4, 4]

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import measure, morphology
 
+from .morph import hole_sizes
 from .thigh import SUBCUT_RING_MM
 
 __all__ = ["FemurCandidate", "find_femurs"]
@@ -73,14 +74,9 @@ def _dist(a: FemurCandidate, b: FemurCandidate) -> float:
 
 def _fill_small_holes(mask: np.ndarray, max_px: float) -> np.ndarray:
     """Fill holes up to ``max_px`` pixels (marrow inside a cortex ring, not a whole limb)."""
-    holes = ndi.binary_fill_holes(mask) & ~mask
-    lab, n = ndi.label(holes)
-    if n == 0:
-        return mask
-    sizes = np.bincount(lab.ravel())
-    small = sizes <= max_px
-    small[0] = False
-    return mask | small[lab]
+    lab, is_hole = hole_sizes(mask)
+    sizes = np.bincount(lab.ravel(), minlength=is_hole.size)
+    return mask | (is_hole & (sizes <= max_px))[lab]
 
 
 def find_femurs(

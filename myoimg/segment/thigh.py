@@ -12,6 +12,7 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 from skimage import filters, measure, morphology
 
+from .morph import fill_holes, open_mm
 from .threads import thread_map
 
 __all__ = ["axial_order", "body_mask", "from_axial_order", "slice_grid_lps"]
@@ -32,17 +33,6 @@ MIN_LIMB_AREA_MM2 = 1500.0
 OPEN_MM = 8.0
 # In-plane Gaussian (mm) before the air/tissue threshold.
 BODY_SMOOTH_MM = 1.0
-
-
-def _open_mm(m: np.ndarray, radius_mm: float, sampling: tuple[float, float]) -> np.ndarray:
-    """Morphological opening by a disc of ``radius_mm`` (mm, sampling = (row, column)
-    spacing), from two Euclidean distance transforms: their cost does not grow with the
-    radius as a structuring element's does."""
-    pad = int(np.ceil(radius_mm / min(sampling))) + 1
-    mp = np.pad(m, pad)
-    core = ndi.distance_transform_edt(mp, sampling=sampling) > radius_mm
-    out = ndi.distance_transform_edt(~core, sampling=sampling) <= radius_mm
-    return out[pad:-pad, pad:-pad] & m
 
 
 def _background_threshold(arr: np.ndarray) -> float:
@@ -93,8 +83,8 @@ def body_mask(arr: np.ndarray, spacing_ij: tuple[float, float]) -> np.ndarray:
         m = sm > thr
         # Close small gaps in the skin line (chemical-shift dropouts), then fill the inside.
         m = ndi.binary_closing(np.pad(m, rad), morphology.disk(rad))[rad:-rad, rad:-rad]
-        m = ndi.binary_fill_holes(m)
-        m = _open_mm(m, OPEN_MM, (sj, si))
+        m = fill_holes(m)
+        m = open_mm(m, OPEN_MM, (sj, si))
         lab = measure.label(m)
         if lab.max() == 0:
             return np.zeros(m.shape, dtype=bool)
