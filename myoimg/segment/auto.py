@@ -36,7 +36,14 @@ from .qc import save_qc_png
 from .thigh import SUBCUT_RING_MM, axial_order, body_mask, from_axial_order, slice_grid_lps
 from .threads import thread_map
 
-__all__ = ["SegmentationResult", "segment_thigh", "detect_contrast", "save_qc_png", "trim_fat_rim"]
+__all__ = [
+    "SegmentationResult",
+    "segment_thigh",
+    "detect_contrast",
+    "save_qc_png",
+    "smooth_borders",
+    "trim_fat_rim",
+]
 
 # The femoral shaft is nearly straight (anterior bow ~1 cm over its length): on every
 # slice its centre lies within this distance (mm) of the straight line fitted through the
@@ -652,6 +659,7 @@ def segment_thigh(
     if n_trim:
         messages.append(f"{n_trim} muscle-edge voxels left out: their signal is nearer "
                         "fat's than their muscle's (partial volume with fascia and septa)")
+    labels = smooth_borders(labels, spacing_ij)
     warnings = _field_of_view_warnings(thigh, sides)
     report("done", 1.0)
 
@@ -715,6 +723,72 @@ def _field_of_view_warnings(thigh: np.ndarray, sides: tuple[str, ...]) -> list[s
                 "volumes, and the heads next to that edge are less reliable"
             )
     return out
+
+
+#: Gaussian SD (mm) of the in-plane vote that smooths the borders between muscles (see
+#: :func:`smooth_borders`). The watershed's borders follow the septa's evidence pixel by
+#: pixel and zigzag where it is faint or noisy; septa are smooth sheets that curve on a
+#: scale of centimetres, so a vote over a few mm straightens the zigzag without moving a
+#: border off its septum. Development cases (mean Dice over 12 generated visits / the
+#: real case): none .9092 / .7510; 2 mm .9105 / .7515; 3 mm .9114 / .7515; 4 mm .9120 /
+#: .7516 (every head within -.002 on the real case); 3 mm taken, well under a septum's
+#: spacing (the thinnest muscle, the sartorius strap, is 10-15 mm thick).
+BORDER_SMOOTH_MM = 3.0
+
+
+def smooth_borders(
+    labels: np.ndarray, spacing_ij: tuple[float, float], sigma_mm: float = BORDER_SMOOTH_MM
+) -> np.ndarray:
+    """Smooth the borders between labelled muscles, slice by slice.
+
+    Each labelled pixel takes the label with the largest Gaussian-weighted share
+    (in-plane SD ``sigma_mm``) among the labelled pixels around it. Background stays
+    background and no labelled pixel becomes background: only the borders between two
+    muscles move, the outline of the muscle compartment does not.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (k, j, i)
+        Label map (0 = background).
+    spacing_ij : (float, float)
+        Column and row spacing (mm).
+    sigma_mm : float
+        Gaussian SD (mm); 0 returns ``labels`` unchanged.
+
+    Returns
+    -------
+    ndarray
+        New label map, same shape and dtype.
+    """
+    if sigma_mm <= 0:
+        return labels
+    si, sj = spacing_ij
+    sigma = (sigma_mm / sj, sigma_mm / si)
+    margin = int(np.ceil(3.0 * max(sigma)))
+
+    def one_slice(lab: np.ndarray) -> np.ndarray:
+        ids = np.unique(lab)
+        ids = ids[ids > 0]
+        if ids.size < 2:
+            return lab
+        jj, ii = np.nonzero(lab)
+        bb = (
+            slice(max(0, jj.min() - margin), jj.max() + margin + 1),
+            slice(max(0, ii.min() - margin), ii.max() + margin + 1),
+        )
+        crop = lab[bb]
+        best = np.zeros(crop.shape, dtype=np.float32)
+        out = crop.copy()
+        for v in ids:
+            share = ndi.gaussian_filter((crop == v).astype(np.float32), sigma=sigma)
+            win = share > best
+            out[win] = v
+            best[win] = share[win]
+        res = lab.copy()
+        res[bb] = np.where(crop > 0, out, 0)
+        return res
+
+    return np.stack(list(thread_map(one_slice, labels))).astype(labels.dtype)
 
 
 def trim_fat_rim(
