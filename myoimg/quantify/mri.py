@@ -25,6 +25,7 @@ from scipy import ndimage
 from ..errors import MyoimgError, SegmentationError
 from ..labels import BY_ID, QUADRICEPS
 from ..segment.bias import n4_correct
+from ..segment.morph import fill_holes
 from ..segment.thigh import axial_order, from_axial_order
 from .stats import (
     as_array,
@@ -324,7 +325,7 @@ def muscle_envelope(labels: sitk.Image) -> sitk.Image:
     (baseline / follow-up), the mean unchanged.
     """
     lab = sitk.GetArrayFromImage(labels) > 0
-    filled = np.stack([ndimage.binary_fill_holes(s) for s in lab]).astype(np.uint8)
+    filled = np.stack([fill_holes(s) for s in lab]).astype(np.uint8)
     mask = sitk.GetImageFromArray(filled)
     mask.CopyInformation(labels)
     return mask
