@@ -717,3 +717,47 @@ def test_dark_line_inside_a_muscle_stays_in_its_label(fat_bright):
     septa &= np.abs(arr[0] - fat) < 40  # fat-level pixels (noise sd 8)
     left_out = (lab[:, septa] == 0).mean()
     assert left_out >= 0.7, left_out
+
+
+def test_main_pieces_drops_small_pieces_cut_off_by_a_septum():
+    """A seed cut by a septum keeps the pieces with >= min_share of its pixels; an uncut
+    seed is returned whole."""
+    from myoimg.segment import compartments as comp
+
+    seed = np.zeros((10, 40), dtype=bool)
+    seed[2:8, 0:40] = True
+    septum = np.zeros_like(seed)
+    assert comp._main_pieces(seed, septum, 0.1) is seed
+    septum[:, 3] = True  # cuts off 3 of 40 columns (7.5 %)
+    septum[:, 20] = True  # and splits the rest in two halves
+    kept = comp._main_pieces(seed, septum, 0.1)
+    assert not kept[:, :4].any()  # the small piece and the septum itself
+    assert kept[2:8, 4:20].all() and kept[2:8, 21:].all()
+    # The largest piece is kept even when every piece is below the share.
+    assert comp._main_pieces(seed, septum, 0.9)[2:8, 21:].all()
+
+
+def test_seed_sector_does_not_cross_a_septum(monkeypatch):
+    """The vasti reach round to a septum at 173 deg, behind the start of the hamstrings'
+    seed sector (170 deg): the 3-degree sliver of that sector in front of the septum is
+    dropped, and the wedge up to the septum is no longer the hamstrings'."""
+    from myoimg.segment import compartments as comp
+
+    def septum(r, th):
+        d = np.radians(th - 173.0)
+        return (r > 14.0) & (r < 63.0) & (np.abs(r * np.sin(d)) < 1.0) & (np.cos(d) > 0)
+
+    sl, x, y, r, th = _right_leg_slice(5, septum)
+    wedge = (th > 170.5) & (th < 172.0) & (r > 30.0) & (r < 55.0)
+    ham = comp.GROUPS.index("HAM") + 1
+    share = {}
+    for min_share in (0.0, comp.SEED_MIN_PIECE):
+        monkeypatch.setattr(comp, "SEED_MIN_PIECE", min_share)
+        res = comp.segment_leg_slice(
+            sl, r <= 72, r <= 13, (0.0, 0.0), x, y, "R", (1.0, 1.0), False, level=0.5
+        )
+        share[min_share] = float((res.groups[wedge] == ham).mean())
+        # Behind the septum the hamstrings keep their sector.
+        assert (res.groups[(th > -180.0) & (th < -170.0) & (r > 30) & (r < 55)] == ham).mean() > 0.9
+    assert share[0.0] > 0.9  # the sliver seeds the hamstrings in front of the septum
+    assert share[comp.SEED_MIN_PIECE] == 0.0
