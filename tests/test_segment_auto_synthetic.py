@@ -146,9 +146,7 @@ def test_vm_stays_in_front_of_medial_septum(level):
         )
 
     sl, x, y, r, th = _right_leg_slice(0, septa)
-    res = comp.segment_leg_slice(
-        sl, r <= 72, r <= 13, (0.0, 0.0), x, y, "R", (1.0, 1.0), False, level=level
-    )
+    res = _split_right_leg(sl, x, y, r, level)
     vm = res.groups == comp.GROUPS.index("VM") + 1
     assert vm.sum() > 300
     # res.theta: the frame's own angles (measured from near the femur centre)
@@ -493,15 +491,20 @@ def _right_leg_slice(seed: int, septa=None):
     return sl, x, y, r, th
 
 
-def _uniform_right_leg_split(level: float, seed: int):
-    """Groups of one right-leg slice of uniform muscle with no septa at all (the worst
-    case for the watershed)."""
+def _split_right_leg(sl, x, y, r, level: float):
+    """``segment_leg_slice`` of a :func:`_right_leg_slice` (its leg and femur outlines)."""
     from myoimg.segment import compartments as comp
 
-    sl, x, y, r, _ = _right_leg_slice(seed)
     return comp.segment_leg_slice(
         sl, r <= 72, r <= 13, (0.0, 0.0), x, y, "R", (1.0, 1.0), False, level=level
     )
+
+
+def _uniform_right_leg_split(level: float, seed: int):
+    """Groups of one right-leg slice of uniform muscle with no septa at all (the worst
+    case for the watershed)."""
+    sl, x, y, r, _ = _right_leg_slice(seed)
+    return _split_right_leg(sl, x, y, r, level)
 
 
 def test_vm_lies_deep_over_the_upper_thigh():
@@ -641,9 +644,7 @@ def test_vastus_intermedius_does_not_leak_through_a_broken_septum(monkeypatch):
     outside = {}
     for gap in (0.0, comp.LINK_GAP_MM):
         monkeypatch.setattr(comp, "LINK_GAP_MM", gap)
-        res = comp.segment_leg_slice(
-            sl, r <= 72, r <= 13, (0.0, 0.0), x, y, "R", (1.0, 1.0), False, level=0.5
-        )
+        res = _split_right_leg(sl, x, y, r, 0.5)
         outside[gap] = int(((res.groups == vi_id) & (r > 24.0) & (th > 40) & (th < 100)).sum())
     assert outside[0.0] > 100  # the leak the rule is for
     assert outside[comp.LINK_GAP_MM] < 10
@@ -753,9 +754,7 @@ def test_seed_sector_does_not_cross_a_septum(monkeypatch):
     share = {}
     for min_share in (0.0, comp.SEED_MIN_PIECE):
         monkeypatch.setattr(comp, "SEED_MIN_PIECE", min_share)
-        res = comp.segment_leg_slice(
-            sl, r <= 72, r <= 13, (0.0, 0.0), x, y, "R", (1.0, 1.0), False, level=0.5
-        )
+        res = _split_right_leg(sl, x, y, r, 0.5)
         share[min_share] = float((res.groups[wedge] == ham).mean())
         # Behind the septum the hamstrings keep their sector.
         assert (res.groups[(th > -180.0) & (th < -170.0) & (r > 30) & (r < 55)] == ham).mean() > 0.9
