@@ -14,16 +14,12 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-__all__ = ["Cancelled", "Progress", "ProgressCallback", "null_progress"]
+__all__ = ["Progress", "ProgressCallback", "null_progress"]
 
 #: Signature of the per-item callbacks used inside loops: (done, total).
 ProgressCallback = Callable[[int, int], None]
 
 log = logging.getLogger("myoimg")
-
-
-class Cancelled(Exception):  # noqa: N818 - reads as "the work was cancelled"
-    """Raised at a stage boundary after :meth:`Progress.cancel`."""
 
 
 def null_progress(done: int, total: int) -> None:  # noqa: ARG001 - signature fixed
@@ -33,9 +29,10 @@ def null_progress(done: int, total: int) -> None:  # noqa: ARG001 - signature fi
 class Progress:
     """Print stage starts/ends with elapsed time; also log them.
 
-    Thread-safe: each thread has its own current stage (``compare`` analyses the two
-    visits on two threads), and stage names should then say which work they belong to
-    (e.g. "baseline: ..."). ``timings`` sums the seconds per stage name.
+    Thread-safe: each thread has its own current stage. Where several pieces of work
+    print at once (``compare`` analyses the two visits in two processes, each with
+    :meth:`for_worker`), stage names say which work they belong to (e.g. "baseline:
+    ..."). ``timings`` sums the seconds per stage name.
 
     Parameters
     ----------
@@ -51,7 +48,7 @@ class Progress:
         self._t0 = time.perf_counter()
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._cancelled = threading.Event()
+        self._item_lines = True
         self.timings: dict[str, float] = {}
 
     @property
@@ -75,22 +72,20 @@ class Progress:
             with self._lock:
                 print(text, end=end, file=self.stream, flush=True)
 
-    def cancel(self) -> None:
-        """Make every later :meth:`stage` call raise :class:`Cancelled`: how work running
-        on other threads is stopped at its next stage boundary (threads cannot be killed)."""
-        self._cancelled.set()
+    def for_worker(self) -> Progress:
+        """A progress for work in a forked worker process that shares this terminal:
+        same clock, stream and quietness, timings of its own (the caller adds them to
+        its own), and no per-item line (two processes would rewrite the same line)."""
+        worker = Progress(quiet=self.quiet, stream=self.stream)
+        worker._t0 = self._t0  # perf_counter is system-wide: the same clock after fork
+        worker._item_lines = False
+        return worker
 
     def stage(self, name: str) -> None:
         """Close the current stage (if any) and start ``name``.
 
-        Raises
-        ------
-        Cancelled
-            After :meth:`cancel`.
         """
         self.done()
-        if self._cancelled.is_set():
-            raise Cancelled(f"cancelled before {name!r}")
         self._stage = name
         self._stage_t0 = time.perf_counter()
         log.info("stage start: %s", name)
@@ -131,9 +126,11 @@ class Progress:
     def items(self, label: str) -> ProgressCallback:
         """A (done, total) callback that updates one terminal line.
 
-        Only from the main thread: two threads rewriting the same line would garble it.
+        Only from the main thread, and not in a worker process (:meth:`for_worker`):
+        two of them rewriting the same line would garble it.
         """
-        interactive = (not self.quiet and getattr(self.stream, "isatty", lambda: False)()
+        interactive = (not self.quiet and self._item_lines
+                       and getattr(self.stream, "isatty", lambda: False)()
                        and threading.current_thread() is threading.main_thread())
 
         def callback(done: int, total: int) -> None:

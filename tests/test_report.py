@@ -155,13 +155,13 @@ def test_compare_report_pages(compare_out):
 def test_pages_drawn_in_two_processes_equal_one_process(compare_out, tmp_path, monkeypatch):
     import myoimg.report.render as render
 
-    if not render._can_fork():
+    if not render.can_fork():
         pytest.skip("needs two CPUs and the fork start method")
     out = compare_out[0]  # drawn in two processes (the default here)
     serial = tmp_path / "serial"
     shutil.copytree(out, serial)
     (serial / "report.pdf").unlink()
-    monkeypatch.setattr(render, "_can_fork", lambda: False)
+    monkeypatch.setattr(render, "can_fork", lambda: False)
     render_report(serial)
     assert pdf_pages_text(serial / "report.pdf") == pdf_pages_text(out / "report.pdf")
 
@@ -169,7 +169,7 @@ def test_pages_drawn_in_two_processes_equal_one_process(compare_out, tmp_path, m
 def test_failing_worker_process_raises_and_leaves_nothing(tmp_path, monkeypatch):
     import myoimg.report.render as render
 
-    if not render._can_fork():
+    if not render.can_fork():
         pytest.skip("needs two CPUs and the fork start method")
     out = fx.make_out(tmp_path)
     real = render._save_pages
@@ -192,7 +192,7 @@ def test_hanging_worker_is_stopped_and_its_pages_drawn_here(tmp_path, monkeypatc
 
     import myoimg.report.render as render
 
-    if not render._can_fork():
+    if not render.can_fork():
         pytest.skip("needs two CPUs and the fork start method")
     monkeypatch.setattr("myoimg.report.render.quadriceps_names", lambda: ["R_VL", "L_RF"])
     out = fx.make_out(tmp_path, visits=("baseline",), pet=())
@@ -222,7 +222,7 @@ def test_per_muscle_files(tmp_path, monkeypatch):
     out = fx.make_out(tmp_path, visits=("baseline",), pet=())
     # One process: all pages share one resource dictionary (matplotlib), the case where a
     # copied page would carry the other pages' images.
-    monkeypatch.setattr("myoimg.report.render._can_fork", lambda: False)
+    monkeypatch.setattr("myoimg.report.render.can_fork", lambda: False)
     paths = render_report(out, per_muscle=True)
     assert paths == [out / "report.pdf", out / "report_R_VL.pdf", out / "report_L_RF.pdf"]
     report = pdf_pages_text(paths[0])

@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 
 from myoimg.errors import MyoimgError
 from myoimg.io.atomic import atomic_path
-from myoimg.segment.threads import n_threads
+from myoimg.segment.threads import can_fork
 
 from .data import load_report_data, quadriceps_names
 from .pages import PAPER_SIZES, add_footer, methods_pages, muscle_page, summary_page
@@ -137,7 +137,7 @@ def render_report(
         # (text only, ~0.5 s each against ~1 s for an image page) and the parent also
         # joins the two files. Measured on sample_data/ (12 pages): 7.3 s parent / 5.7 s
         # child at n // 2, 6.2 / 6.5 s at (n - 1) // 2.
-        split = (n - 1) // 2 if (_can_fork() and n >= 4) else n
+        split = (n - 1) // 2 if (can_fork() and n >= 4) else n
         with atomic_path(target) as tmp:
             if split < n:
                 _render_split(build, n, split, tmp, meta, progress)
@@ -193,11 +193,6 @@ def _own_images_only(page: Any) -> Any:
     )
     page[NameObject("/Resources")] = own
     return page
-
-
-def _can_fork() -> bool:
-    """Two or more CPUs for this process and the ``fork`` start method (Linux)."""
-    return n_threads() >= 2 and "fork" in multiprocessing.get_all_start_methods()
 
 
 def _save_pages(build: Callable[[int], Figure], pages: Sequence[int], path: Path,
