@@ -135,6 +135,19 @@ def test_one_leg_crop_keeps_side(huashan, huashan_result):
     assert res_l.sides == ("L",)
 
 
+def test_a_leg_whose_shaft_end_is_missed_takes_the_other_legs_levels(huashan):
+    """Slices 7-12 of the development case: the right femur's proximal end is in the
+    stack, the left one's is found on the last slice, so its level would be the mid-thigh
+    guess (0.5 at the middle, actually ~0.8): the seeds of the left vastus medialis then
+    sat where it lies distally (L_VM .17; with the right leg's levels .60)."""
+    image, ref = (x[:, :, 7:13] for x in huashan)
+    res = segment_thigh(image)
+    assert any("left leg's from the other leg's" in m for m in res.messages), res.messages
+    lab, truth = sitk.GetArrayFromImage(res.labels), sitk.GetArrayFromImage(ref)
+    vm = BY_NAME["L_VM"].id
+    assert dice(lab == vm, truth == vm) > 0.45
+
+
 def test_field_of_view_cutting_the_lateral_thighs(huashan):
     """Both thighs cut 26 mm at their lateral sides: the front fascia must not take the
     cut sides (no skin, no fat seen) as its fat reference (RF was .55/.51 without that)."""

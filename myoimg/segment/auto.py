@@ -518,6 +518,7 @@ def segment_thigh(
         [image.TransformContinuousIndexToPhysicalPoint((0.0, 0.0, float(k)))[2] for k in range(nz)]
     )
     levels, how = [], set()
+    guessed: list[str] = []  # sides whose level is the mid-thigh guess
     for n in order:
         zk = zs[detected[n]]
         z_lo, z_hi = float(zk.min()), float(zk.max())
@@ -535,7 +536,19 @@ def segment_thigh(
         else:
             lv = 0.5 + (zs - 0.5 * (z_lo + z_hi)) / SHAFT_MM
             how.add("neither end of the femoral shaft is in the stack: assumed centred at mid-thigh")
+            guessed.append(sides[len(levels)])
         levels.append(np.clip(lv, 0.0, 1.0))
+    if len(guessed) == 1 and len(sides) == 2:
+        # One shaft's end is in the stack and the other's not (its femur found a slice
+        # or two short of it): the pelvis holds both hips at one height (as for
+        # PAIRED_EXTRAPOLATE_MM), so that leg takes the measured leg's levels rather than
+        # the mid-thigh guess. Real development case cut to slices 6-11 / 7-12, where
+        # the left femur's end fell outside END_MARGIN_MM: mean Dice .662 -> .699 and
+        # .587 -> .654 (L_VM .32 -> .58, .17 -> .60).
+        levels = [levels[1 - sides.index(guessed[0])]] * 2
+        how = {h for h in how if not h.startswith("neither")}
+        how.add(f"the {'right' if guessed[0] == 'R' else 'left'} leg's from the other leg's "
+                "(the hips are at one height)")
     messages.append("level along the thigh for the muscle model: " + "; ".join(sorted(how)))
     def leg_slices(k: int, side: str, fem: FemurCandidate, rotations: tuple[float, ...]):
         """This leg's cross-section on slice k, its femur mask, bounding box and groups
