@@ -104,7 +104,7 @@ class Progress:
 
     def _whose(self) -> str:
         """"baseline: " when the current stage is "baseline: ..." (lines of two visits
-        analysed on two threads interleave), else ""."""
+        analysed at once interleave), else ""."""
         stage = self._stage or getattr(self._local, "last", None) or ""
         head, sep, _ = stage.partition(": ")
         return f"{head}: " if sep else ""
