@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from myoimg.segment.threads import fork_map
+from myoimg.segment.threads import fork_map, n_threads
 
 
 def test_results_come_back_in_order_from_other_processes():
@@ -42,3 +42,9 @@ def test_an_error_that_cannot_be_pickled_still_reaches_the_caller():
 
     with pytest.raises(RuntimeError, match="could not be sent back.*the lock"):
         fork_map(fn, [1])
+
+
+def test_each_worker_gets_its_share_of_the_cpus():
+    shares = fork_map(lambda _: n_threads(), [1, 2])
+    assert shares == [max(1, n_threads() // 2)] * 2
+    assert n_threads() >= shares[0]  # unchanged here
