@@ -643,7 +643,8 @@ def run_analyze(study: str | Path, out: str | Path, options: PipelineOptions,
 def _analyze_both(baseline: str | Path, followup: str | Path, staging: Path,
                   options: PipelineOptions, progress: Progress
                   ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Both visits' entries: in two processes unless the follow-up needs the baseline.
+    """Both visits' entries: in two processes unless the follow-up needs the baseline
+    (or the machine has one core, or no ``fork``: then one after the other).
 
     The visits are independent unless labels are propagated. One visit keeps only 1.4
     of 2 cores busy on average, so running both at once shortens ``compare`` on a 2-core

@@ -82,9 +82,7 @@ class Progress:
         return worker
 
     def stage(self, name: str) -> None:
-        """Close the current stage (if any) and start ``name``.
-
-        """
+        """Close the current stage (if any) and start ``name``."""
         self.done()
         self._stage = name
         self._stage_t0 = time.perf_counter()

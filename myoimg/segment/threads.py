@@ -72,8 +72,8 @@ def fork_map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """
     ctx = multiprocessing.get_context("fork")
     # Each worker's thread_map gets its share of the CPUs: two visits with two per-slice
-    # threads each on two cores queue for the GIL (sample_data/: 51.0 s, one thread each
-    # 48.8 s; the same labels).
+    # threads each on two cores queue for the GIL (sample_data/'s two visits: 51.1 s,
+    # with one thread each 49.1 s, means of three runs; the same labels).
     share = max(1, n_threads() // max(len(items), 1))
     procs, conns = [], []
     try:
