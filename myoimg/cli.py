@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from myoimg import __version__
@@ -229,6 +233,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """``kill`` (SIGTERM, e.g. a batch scheduler's time limit) stops a command as Ctrl-C
+    does, so that the outputs staged so far are removed instead of left behind.
+
+    Forked worker processes inherit the handler: in them it falls back to the default
+    action (their parent stops them with SIGTERM and cleans up itself).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    pid = os.getpid()
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != pid:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -241,14 +272,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.debug:
         root.setLevel(logging.DEBUG)
     try:
-        return int(args.func(args) or 0)
+        with _stop_on_sigterm():
+            return int(args.func(args) or 0)
     except MyoimgError as exc:
         if args.debug:
             raise
         print(f"myoimg {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("myoimg: interrupted; no partial outputs were kept", file=sys.stderr)
+        print("myoimg: interrupted (Ctrl-C or kill); no partial outputs were kept",
+              file=sys.stderr)
         return 130
 
 

@@ -168,6 +168,35 @@ def test_console_script_gives_no_traceback(tmp_path):
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("myoimg inspect: error:")
 
 
+def test_kill_stops_compare_and_leaves_nothing(tmp_path, sample_data):
+    """SIGTERM (a scheduler's time limit, ``kill``) stops ``compare`` like Ctrl-C: its two
+    worker processes are stopped and nothing of the run is left in the output's folder."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "myoimg.cli", "compare", str(sample_data / "baseline"),
+         str(sample_data / "followup"), "-o", str(out), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # until both visits are being worked on
+        workers = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)],
+                                 capture_output=True, text=True).stdout.split()
+        if len(workers) >= 2:
+            break
+        time.sleep(0.2)
+    assert len(workers) >= 2, "compare did not start its two workers"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # no OUT, no hidden staging folder
+    left = subprocess.run(["ps", "-o", "pid=", "-s", str(proc.pid)], capture_output=True, text=True)
+    assert left.stdout.split() == []  # no worker left running
+
+
 def test_compare_options_reach_the_pipeline():
     from myoimg.cli import build_parser
     from myoimg.pipeline import PipelineOptions
