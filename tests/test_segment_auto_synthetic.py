@@ -430,6 +430,30 @@ def test_leg_missing_its_femur_on_some_slices_is_reported():
         assert np.isin(lab[k], left_ids).any()
 
 
+def test_shaft_lost_early_takes_the_other_legs_end_for_its_levels():
+    """Both shafts end inside the stack, but the right femur is lost 32 mm below the left
+    one (more than PAIRED_EXTRAPOLATE_MM of real asymmetry): both legs' levels are
+    measured from the left (higher) end, and the result says so."""
+    from myoimg.segment.auto import END_MARGIN_MM, PAIRED_EXTRAPOLATE_MM
+
+    img, _ = make_phantom(False, nz=13)
+    arr = sitk.GetArrayFromImage(img)
+    jj, ii = np.mgrid[0 : arr.shape[1], 0 : arr.shape[2]]
+    for cx, k0 in ((-90.0, 6), (90.0, 10)):  # right femur seen on 0-5, left on 0-9
+        arr[k0:, np.hypot(-190.0 + ii - cx, -100.0 + jj) <= FEMUR_R] = 500.0
+    hidden = sitk.GetImageFromArray(arr)
+    hidden.CopyInformation(img)
+    gap = (9 - 5) * SPACING[2]
+    assert gap > PAIRED_EXTRAPOLATE_MM and (12 - 9) * SPACING[2] >= END_MARGIN_MM
+    res = segment_thigh(hidden)
+    msg = [m for m in res.messages if m.startswith("the two femoral shafts")]
+    assert msg == [
+        f"the two femoral shafts were followed to levels {gap:.0f} mm apart at the hip: "
+        "both legs' levels are measured from the higher end"
+    ], res.messages
+    assert any("measured from the proximal end" in m for m in res.messages)
+
+
 def test_body_outline_drops_ghost_streak():
     """A thin bright streak touching the skin (phase-encoding ghost of a vessel) is not body.
 
