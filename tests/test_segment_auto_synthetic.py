@@ -420,7 +420,11 @@ def test_leg_missing_its_femur_on_some_slices_is_reported():
     assert len(msg) == 1, res.messages
     missing = [int(k) for k in re.findall(r"\d+", msg[0].split("[")[1].split("]")[0])]
     assert missing == [7]
-    assert not any(m.startswith("right femur not found") for m in res.messages)
+    # (slice 10: the left track's own EXTRAPOLATE_MM past its last detection)
+    assert [m for m in res.messages if m.startswith("right femur not found")] == [
+        "right femur not found on slice(s) [10] where the other one is: the right leg is "
+        "not segmented there"
+    ]
     assert any(m.startswith("femur position interpolated") and "3 slice" in m for m in res.messages)
     lab = sitk.GetArrayFromImage(res.labels)
     left_ids = [BY_NAME[f"L_{g}"].id for g in ("VL", "VM", "VI", "RF")]
@@ -433,7 +437,8 @@ def test_leg_missing_its_femur_on_some_slices_is_reported():
 def test_shaft_lost_early_takes_the_other_legs_end_for_its_levels():
     """Both shafts end inside the stack, but the right femur is lost 32 mm below the left
     one (more than PAIRED_EXTRAPOLATE_MM of real asymmetry): both legs' levels are
-    measured from the left (higher) end, and the result says so."""
+    measured from the left (higher) end, the result says so, and the right femur is put
+    on its track up to that end, so that its leg is segmented there too."""
     from myoimg.segment.auto import END_MARGIN_MM, PAIRED_EXTRAPOLATE_MM
 
     img, _ = make_phantom(False, nz=13)
@@ -452,6 +457,14 @@ def test_shaft_lost_early_takes_the_other_legs_end_for_its_levels():
         "both legs' levels are measured from the higher end"
     ], res.messages
     assert any("measured from the proximal end" in m for m in res.messages)
+    # (slice 10: the left track's own EXTRAPOLATE_MM past its last detection)
+    assert [m for m in res.messages if m.startswith("right femur not found")] == [
+        "right femur not found on slice(s) [10] where the other one is: the right leg is "
+        "not segmented there"
+    ]
+    lab = sitk.GetArrayFromImage(res.labels)
+    right_ids = [BY_NAME[f"R_{g}"].id for g in ("VL", "VM", "VI", "RF")]
+    assert np.isin(lab[9], right_ids).any()
 
 
 def test_body_outline_drops_ghost_streak():

@@ -278,7 +278,52 @@ def _femur_tracks(
     return tracks, picks
 
 
-def _fill_track_gaps(picks, tracks, body, grids, spacing_ij, dz: float, detected) -> int:
+def _shared_shaft_ends(
+    zs: np.ndarray, detected: list[list[int]], messages: list[str]
+) -> list[tuple[float, float]]:
+    """Distal and proximal end (LPS z, mm) of each femoral shaft for the level model.
+
+    Each shaft ends where its femur was last detected (``detected``: slice indices per
+    track; ``zs``: each slice's z), except that two shafts whose ends both lie inside
+    the stack (END_MARGIN_MM from its edge) more than PAIRED_EXTRAPOLATE_MM apart share
+    the further end (the higher one at the hip, the lower one at the knee); a message
+    says so.
+    """
+    ends = [(float(zs[d].min()), float(zs[d].max())) for d in detected]
+    if len(ends) != 2:
+        return ends
+    # The pelvis holds both hips at one height, and the knees lie level: where both
+    # shafts end inside the stack, their ends differ by leg-length and tilt differences
+    # (1-3 cm, PAIRED_EXTRAPOLATE_MM) and by a missed detection or so. Further apart,
+    # one femur was lost early (its marrow greys and its cortex thins toward the
+    # trochanters) and the one followed further is the better measure: the real
+    # development case resampled to 1 mm pixels lost its right femur two 24 mm slices
+    # below the left one, which moved all its levels by 0.16 of the shaft (R_VM .77 ->
+    # .66; mean .761 -> .716), and left its top slice out. With the shared end (levels,
+    # and the femur put on its track up to it): .735; resampled to 0.8 / 0.9 / 0.95 /
+    # 1.05 mm, .748 / .742 / .743 / .735 -> .752 / .747 / .748 / .739 (the resampled
+    # copies all lost the right femur on the same slice). A difference of one such
+    # slice is left alone: measured
+    # per leg, the real case's top slices fit better (both legs on the higher end: R_VL
+    # .861 -> .829, mean .7606 -> .7585).
+    lo, hi = (list(v) for v in zip(*ends, strict=True))
+    for name, zz, pick, in_stack in (
+        ("hip", hi, max, lambda z: zs.max() - z >= END_MARGIN_MM),
+        ("knee", lo, min, lambda z: z - zs.min() >= END_MARGIN_MM),
+    ):
+        if all(in_stack(z) for z in zz) and max(zz) - min(zz) > PAIRED_EXTRAPOLATE_MM:
+            messages.append(
+                f"the two femoral shafts were followed to levels {max(zz) - min(zz):.0f} mm "
+                f"apart at the {name}: both legs' levels are measured from the "
+                f"{'higher' if name == 'hip' else 'lower'} end"
+            )
+            zz[:] = [pick(zz)] * 2
+    return list(zip(lo, hi, strict=True))
+
+
+def _fill_track_gaps(
+    picks, tracks, body, grids, spacing_ij, dz: float, detected, shaft=None
+) -> int:
     """Put a femur where a track misses one: inside its run, or a few mm past its ends.
 
     The shaft is straight, so the fitted line predicts its centre; its radius is the
@@ -286,7 +331,8 @@ def _fill_track_gaps(picks, tracks, body, grids, spacing_ij, dz: float, detected
     abruptly, but the knee and hip are not shaft), or up to PAIRED_EXTRAPOLATE_MM over
     slices where the other leg's femur is detected; only where the predicted centre is
     deep inside the body. ``detected`` lists, per track, the slices where its femur was
-    found (before any filling).
+    found (before any filling); ``shaft``, per track, slices its shaft is taken to cover
+    (see _shared_shaft_ends), filled as well.
     """
     n_filled = 0
     n_extra = int(EXTRAPOLATE_MM // max(dz, 1e-3))
@@ -302,6 +348,8 @@ def _fill_track_gaps(picks, tracks, body, grids, spacing_ij, dz: float, detected
             lo -= 1
         while hi + 1 in other and (hi + 1) - ks[-1] <= n_paired:
             hi += 1
+        if shaft is not None and shaft[n]:
+            lo, hi = min(lo, shaft[n][0]), max(hi, shaft[n][-1])
         for k in range(lo, hi + 1):
             if chosen[k] is not None:
                 continue
@@ -472,7 +520,15 @@ def segment_thigh(
         )
     # Where the femur is seen, not filled in: the paired fill and the level model's shaft ends.
     detected = [[k for k in range(nz) if p[k] is not None] for p in picks]
-    n_filled = _fill_track_gaps(picks, tracks, body, grids, spacing_ij, float(sp[2]), detected)
+    # LPS z of each slice (grows toward the head).
+    zs = np.array(
+        [image.TransformContinuousIndexToPhysicalPoint((0.0, 0.0, float(k)))[2] for k in range(nz)]
+    )
+    shaft_ends = _shared_shaft_ends(zs, detected, messages)
+    n_filled = _fill_track_gaps(
+        picks, tracks, body, grids, spacing_ij, float(sp[2]), detected,
+        [[k for k in range(nz) if lo <= zs[k] <= hi] for lo, hi in shaft_ends],
+    )
     if n_filled:
         messages.append(
             f"femur position interpolated along its straight track on {n_filled} slice(s) "
@@ -528,38 +584,10 @@ def segment_thigh(
         sides = (_side_of_single_leg((float(np.mean(leg_x)), 0.0), (fem_x, 0.0), messages),)
 
     coefs = [tracks[n] for n in order]
-    # Level of each slice along each femoral shaft (see END_MARGIN_MM, SHAFT_MM); LPS z
-    # grows toward the head.
-    zs = np.array(
-        [image.TransformContinuousIndexToPhysicalPoint((0.0, 0.0, float(k)))[2] for k in range(nz)]
-    )
+    # Level of each slice along each femoral shaft (see END_MARGIN_MM, SHAFT_MM).
     levels, how = [], set()
     guessed: list[str] = []  # sides whose level is the mid-thigh guess
-    ends = [(float(zs[detected[n]].min()), float(zs[detected[n]].max())) for n in order]
-    if len(ends) == 2:
-        # The pelvis holds both hips at one height, and the knees lie level: where both
-        # shafts end inside the stack, their ends differ by leg-length and tilt
-        # differences (1-3 cm, PAIRED_EXTRAPOLATE_MM) and by a missed detection or so.
-        # Further apart, one femur was lost early (its marrow greys and its cortex thins
-        # toward the trochanters) and the one followed further is the better measure:
-        # the real development case resampled to 1 mm pixels lost its right femur two
-        # 24 mm slices below the left one, which moved all its levels by 0.16 of the
-        # shaft (R_VM .77 -> .66; mean .761 -> .716). A difference of one such slice is
-        # left alone: measured per leg, the real case's top slices fit better (both
-        # legs on the higher end: R_VL .861 -> .829, mean .7606 -> .7585).
-        lo, hi = (list(v) for v in zip(*ends, strict=True))
-        for name, zz, pick, in_stack in (
-            ("hip", hi, max, lambda z: zs.max() - z >= END_MARGIN_MM),
-            ("knee", lo, min, lambda z: z - zs.min() >= END_MARGIN_MM),
-        ):
-            if all(in_stack(z) for z in zz) and max(zz) - min(zz) > PAIRED_EXTRAPOLATE_MM:
-                messages.append(
-                    f"the two femoral shafts were followed to levels {max(zz) - min(zz):.0f} mm "
-                    f"apart at the {name}: both legs' levels are measured from the "
-                    f"{'higher' if name == 'hip' else 'lower'} end"
-                )
-                zz[:] = [pick(zz)] * 2
-        ends = list(zip(lo, hi, strict=True))
+    ends = [shaft_ends[n] for n in order]
     for z_lo, z_hi in ends:
         prox = zs.max() - z_hi >= END_MARGIN_MM
         dist = z_lo - zs.min() >= END_MARGIN_MM
