@@ -133,7 +133,7 @@ def _add_analysis_options(p: argparse.ArgumentParser, compare: bool) -> None:
     p.add_argument("--reference", default=None, metavar="NAMES", help="reference (healthy) muscle "
                    "labels, comma separated names or ids (e.g. R_HAM,L_HAM); default: automatic")
     p.add_argument("--oedema-threshold", default="mean+2sd", help="'mean+2sd' (default, "
-                   "published STIR rule), 'mean+3sd' (meets the phantom accuracy targets), "
+                   "published STIR rule), 'mean+3sd' (fewer noise voxels), "
                    "'mean+4sd', or a number = normalised T2-FS threshold")
     p.add_argument("--oedema-baseline", choices=("per-muscle", "reference"),
                    default="per-muscle", help="count oedema above each muscle's own healthy "
@@ -146,6 +146,9 @@ def _add_analysis_options(p: argparse.ArgumentParser, compare: bool) -> None:
     p.add_argument("--oedema-min-cluster", type=int, default=3, metavar="N",
                    help="fewest in-plane connected voxels of an oedema cluster; smaller groups "
                    "above the threshold are noise (default 3; 0 counts every voxel)")
+    p.add_argument("--oedema-binary", action="store_true",
+                   help="count every oedema voxel whole (default: a voxel on the edge of an "
+                   "oedema cluster counts by its oedema content, for partial volume)")
     p.add_argument("--avid-threshold", default=None, help="FAPI-avid SUV threshold: a number (SUV) "
                    "or 'ref+2sd' (default: see README)")
     p.add_argument("--suv-type", choices=("bw", "lbm", "bsa"), default="bw")

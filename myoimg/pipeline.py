@@ -61,6 +61,7 @@ class PipelineOptions:
     oedema_rim: str = "nearest"  # eroded rim: "nearest" interior class or "excluded"
     erode_inplane: int = 1
     oedema_min_cluster: int = MIN_OEDEMA_CLUSTER_VOXELS  # voxels of the smallest oedema cluster
+    oedema_partial_volume: bool = True  # cluster edge voxels count by their oedema content
     avid_threshold: str | float | None = None
     suv_type: str = "bw"
     resample_nonuniform: bool = False
@@ -122,6 +123,7 @@ class PipelineOptions:
             oedema_rim=args.oedema_rim,
             erode_inplane=0 if args.no_erode else 1,
             oedema_min_cluster=args.oedema_min_cluster,
+            oedema_partial_volume=not args.oedema_binary,
             avid_threshold=_number_or_text(args.avid_threshold),
             suv_type=args.suv_type,
             resample_nonuniform=args.resample_nonuniform,
@@ -332,6 +334,7 @@ def analyze_visit(
             healthy_level=options.oedema_baseline,
             rim=options.oedema_rim,
             min_cluster=options.oedema_min_cluster,
+            partial_volume=options.oedema_partial_volume,
         )
         entry["mri_reference"] = mri.reference_summary() | {
             "raw_sd": float(mri.reference.sd), "n_voxels": int(mri.reference.n_voxels),

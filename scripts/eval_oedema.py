@@ -16,7 +16,7 @@ with its default N4 (mask = the labelled muscles, holes filled), just shared bet
 Usage::
 
     python scripts/eval_oedema.py STUDY [STUDY ...] \
-        --method reference/mean+2sd/excluded --method per-muscle/mean+3sd/nearest
+        --method per-muscle/mean+2sd/nearest/3/binary --method per-muscle/mean+2sd/nearest/3/pv
 
 Targets (issue #5): |error| <= 0.05 for every head at baseline, <= 0.03 at follow-up.
 """
@@ -57,9 +57,9 @@ def corrected_visit(study: Path, visit: str) -> tuple[sitk.Image, sitk.Image]:
     return n4_correct(t2.image, mask, iterations=n4_iterations(t2.image)), labels
 
 
-def evaluate(studies: list[Path], methods: list[tuple[str, str, str, str]], erode: int) -> dict:
+def evaluate(studies: list[Path], methods: list[tuple[str, ...]], erode: int) -> dict:
     """Print measured vs true oedema fractions; ``methods`` = (healthy_level, threshold, rim,
-    min_cluster)."""
+    min_cluster, count) with count "pv" (partial-volume weighted edges) or "binary"."""
     rules = ["/".join(m) for m in methods]
     worst: dict = {}
     for study in studies:
@@ -70,10 +70,13 @@ def evaluate(studies: list[Path], methods: list[tuple[str, str, str, str]], erod
             t_n4 = time.perf_counter() - t0
             tm = truth["visits"][visit]["muscles"]
             results = {}
-            for rule, (level, threshold, rim, min_cluster) in zip(rules, methods, strict=True):
+            for rule, (level, threshold, rim, min_cluster, count) in zip(
+                rules, methods, strict=True
+            ):
                 results[rule] = oedema_metrics(
                     image, labels, threshold=threshold, healthy_level=level, rim=rim,
                     erode_inplane=erode, bias_correct=False, min_cluster=int(min_cluster),
+                    partial_volume=count != "binary",
                 )
             print(f"\n{study.name} {visit} (variant {truth['variant']}, N4 {t_n4:.0f} s)")
             print("  " + "; ".join(f"[{n}] {r}" for n, r in enumerate(rules)))
@@ -114,22 +117,27 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("studies", nargs="+", type=Path, help="phantom study folders")
     p.add_argument("--method", action="append", default=None,
-                   metavar="LEVEL/THRESHOLD/RIM/MINCLUSTER",
-                   help="healthy_level/threshold/rim/min_cluster of oedema_metrics, e.g. "
-                        "per-muscle/mean+3sd/nearest, per-muscle/mean+2sd/nearest/0 (every "
-                        "voxel above the threshold), or reference/mean+2sd/excluded/0 (the rule "
-                        "before issue #5's fix); repeatable; a missing part takes the "
-                        "function's default. Default: those two")
+                   metavar="LEVEL/THRESHOLD/RIM/MINCLUSTER/COUNT",
+                   help="healthy_level/threshold/rim/min_cluster/count of oedema_metrics "
+                        "(count: pv = cluster edges weighted by their oedema content, or "
+                        "binary), e.g. per-muscle/mean+3sd/nearest, "
+                        "per-muscle/mean+2sd/nearest/3/binary, or "
+                        "reference/mean+2sd/excluded/0/binary (the rule before issue #5's "
+                        "fix); repeatable; a missing part takes the function's default. "
+                        "Default: the default rule, binary and partial-volume weighted")
     p.add_argument("--erode", type=int, default=1,
                    help="erode_inplane of oedema_metrics (the pipeline's default is 1)")
     args = p.parse_args(argv)
-    specs = args.method or ["reference/mean+2sd/excluded/0",
-                            f"per-muscle/{DEFAULT_OEDEMA_THRESHOLD}/nearest"]
+    specs = args.method or [f"per-muscle/{DEFAULT_OEDEMA_THRESHOLD}/nearest//binary",
+                            f"per-muscle/{DEFAULT_OEDEMA_THRESHOLD}/nearest//pv"]
     methods = []
     for spec in specs:
-        parts = (spec.split("/") + ["", "", "", ""])[:4]
+        parts = (spec.split("/") + ["", "", "", "", ""])[:5]
+        if parts[4] not in ("", "pv", "binary"):
+            p.error(f"count must be pv or binary, not {parts[4]!r}")
         methods.append((parts[0] or "per-muscle", parts[1] or DEFAULT_OEDEMA_THRESHOLD,
-                        parts[2] or "nearest", parts[3] or str(MIN_OEDEMA_CLUSTER_VOXELS)))
+                        parts[2] or "nearest", parts[3] or str(MIN_OEDEMA_CLUSTER_VOXELS),
+                        parts[4] or "pv"))
     res = evaluate(args.studies, methods, args.erode)
     return 0 if res["ok"] else 1
 

@@ -28,9 +28,12 @@ from myoimg.phantom import generate_study
 from myoimg.pipeline import PipelineOptions, run_compare
 
 
-def evaluate(study: Path, work: Path, threshold: str = "mean+2sd") -> list[tuple]:
+def evaluate(
+    study: Path, work: Path, threshold: str = "mean+2sd", partial_volume: bool = True
+) -> list[tuple]:
     out = work / f"out-{study.name}"
-    options = PipelineOptions(quiet=True, report=False, oedema_threshold=threshold)
+    options = PipelineOptions(quiet=True, report=False, oedema_threshold=threshold,
+                              oedema_partial_volume=partial_volume)
     run_compare(study / "baseline", study / "followup", out, options)
     results = json.loads((out / "results.json").read_text())
     truth = json.loads((study / "truth" / "truth.json").read_text())
@@ -51,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="*", default=[100, 101])
     parser.add_argument("--study", type=Path, action="append", default=[])
     parser.add_argument("--oedema-threshold", default="mean+2sd", help="e.g. mean+3sd")
+    parser.add_argument("--oedema-binary", action="store_true",
+                        help="count every oedema voxel whole (no partial-volume weighting)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -58,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         for seed in ([] if args.study else args.seeds):
             studies.append(generate_study(work / f"seed{seed}", seed=seed))
         rows = [row for study in studies
-                for row in evaluate(Path(study), work, args.oedema_threshold)]
+                for row in evaluate(Path(study), work, args.oedema_threshold,
+                                    not args.oedema_binary)]
     print(f"{'study':14s} {'visit':9s} {'muscle':6s} {'oedema':>7s} {'truth':>6s} {'err':>7s} "
           f"{'SUVmean':>8s} {'truth':>6s} {'err %':>7s}")
     worst = {"baseline": 0.0, "followup": 0.0}

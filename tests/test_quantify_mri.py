@@ -228,10 +228,11 @@ def test_reference_found_when_70_percent_oedematous(oedema_kind):
     assert ref.sd == pytest.approx(5.0, rel=0.2)
     assert ref.n_voxels == n
     # The whole pipeline then finds ~70% oedema (+2.3% one-sided noise above mean+2sd).
+    # Voxels are shuffled one by one (no patches, so no partial volume): counted whole.
     image, labels = _images(img, lab)
     q = oedema_metrics(
         image, labels, threshold="mean+2sd", healthy_level="reference", erode_inplane=0,
-        bias_correct=False,
+        bias_correct=False, partial_volume=False,
     )
     # Threshold ~ 110: (nearly) every oedematous voxel (>= 115 before noise) is above it.
     expected = 0.7 + 0.3 * 0.0228
@@ -312,7 +313,7 @@ def test_n4_restores_flat_muscle_and_oedema_fraction():
     # counted: min_cluster=0).
     expected = block + (1 - block) * 0.0228
     old = {"threshold": "mean+2sd", "healthy_level": "reference", "erode_inplane": 1,
-           "rim": "excluded", "min_cluster": 0}
+           "rim": "excluded", "min_cluster": 0, "partial_volume": False}
     q_raw = oedema_metrics(image, labels, bias_correct=False, **old)
     q = oedema_metrics(image, labels, bias_correct=True, **old)
     norm = sitk.GetArrayFromImage(q.normalised)
@@ -568,3 +569,42 @@ def test_without_fat_removes_voxels_the_mri_shows_as_fat():
         without_fat(labels, normalised, 1.0)
     with pytest.raises(MyoimgError, match="same grid"):
         without_fat(labels, sitk.GetImageFromArray(norm[:1]))
+
+
+def _patch_phantom(noise_sd: float, seed: int = 5):
+    """R_VL: a 60 x 60 x 4 voxel muscle at 100 with a disc of oedema (200) of radius 14.3
+    voxels whose edge falls anywhere inside voxels: each voxel's signal is 100 + 100 x its
+    oedema content (the disc's area share in it, from 10 x 10 sub-samples), plus noise.
+    R_HAM (reference) healthy. Returns the images and the true oedema fraction."""
+    lab = np.zeros((4, 70, 140), np.uint8)
+    lab[:, 5:65, 5:65] = 1
+    lab[:, 5:65, 75:135] = 14
+    sub = (np.arange(700) + 0.5) / 10.0  # sub-sample centres (voxel units)
+    jj, ii = np.meshgrid(sub, sub[:700], indexing="ij")
+    disc = ((jj - 35.2) ** 2 + (ii - 34.6) ** 2 <= 14.3**2).astype(float)
+    content = disc.reshape(70, 10, 70, 10).mean(axis=(1, 3))
+    img = np.where(lab > 0, 100.0, 0.0)
+    img[:, :, :70] += 100.0 * content * (lab[0, :, :70] == 1)
+    img += np.random.default_rng(seed).normal(0.0, noise_sd, img.shape) * (lab > 0)
+    truth = float(content[5:65, 5:65].sum()) / 3600.0
+    return _images(img, lab), truth
+
+
+@pytest.mark.parametrize("noise_sd", [2.0, 5.0])
+def test_patch_border_counts_by_its_oedema_content(noise_sd):
+    """A patch whose border cuts through voxels: counted whole above "mean + 2 SD", its
+    border voxels overstate the oedema fraction by ~0.01 here (a voxel holding 10-20 %
+    oedema is already above the threshold); weighted by their content (the default) the
+    fraction is the patch's true volume share."""
+    (image, labels), truth = _patch_phantom(noise_sd)
+    kw = {"reference_labels": [14], "bias_correct": False, "threshold": "mean+2sd"}
+    binary = oedema_metrics(image, labels, partial_volume=False, **kw)
+    pv = oedema_metrics(image, labels, **kw)
+    f_bin = binary.muscles["R_VL"]["oedema_fraction"]
+    f_pv = pv.muscles["R_VL"]["oedema_fraction"]
+    assert f_bin - truth > 0.008  # the border's partial voxels counted whole
+    assert f_pv == pytest.approx(truth, abs=0.003)
+    assert pv.parameters["partial_volume"] is True
+    assert binary.parameters["partial_volume"] is False
+    # The oedema map is the same binary mask either way.
+    assert np.array_equal(sitk.GetArrayFromImage(pv.oedema), sitk.GetArrayFromImage(binary.oedema))

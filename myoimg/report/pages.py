@@ -230,8 +230,12 @@ def _cluster_note(vis: dict) -> str:
     if n is None:
         return ""
     if n <= 1:
-        return "; every voxel above it counted"
-    return f"; counted in clusters of >= {int(n)} in-plane connected voxels (smaller: noise)"
+        note = "; every voxel above it counted"
+    else:
+        note = f"; counted in clusters of >= {int(n)} in-plane connected voxels (smaller: noise)"
+    if (vis.get("mri_parameters") or {}).get("partial_volume"):
+        note += "; a cluster's edge voxels count by their oedema content (partial volume)"
+    return note
 
 
 def _healthy_level_note(vis: dict) -> str:
