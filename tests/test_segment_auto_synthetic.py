@@ -420,11 +420,7 @@ def test_leg_missing_its_femur_on_some_slices_is_reported():
     assert len(msg) == 1, res.messages
     missing = [int(k) for k in re.findall(r"\d+", msg[0].split("[")[1].split("]")[0])]
     assert missing == [7]
-    # (slice 10: the left track's own EXTRAPOLATE_MM past its last detection)
-    assert [m for m in res.messages if m.startswith("right femur not found")] == [
-        "right femur not found on slice(s) [10] where the other one is: the right leg is "
-        "not segmented there"
-    ]
+    assert not any(m.startswith("right femur not found") for m in res.messages)
     assert any(m.startswith("femur position interpolated") and "3 slice" in m for m in res.messages)
     lab = sitk.GetArrayFromImage(res.labels)
     left_ids = [BY_NAME[f"L_{g}"].id for g in ("VL", "VM", "VI", "RF")]
