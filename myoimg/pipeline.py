@@ -346,7 +346,10 @@ def analyze_visit(
             muscles.setdefault(name, {}).update(values)
         progress.stage(f"{visit}: writing MRI volumes")
         for key, image in (("t2fs", t2.image), ("t2fs_norm", mri.normalised),
-                           ("labels_mr", labels_mr), ("oedema_mr", mri.oedema)):
+                           ("labels_mr", labels_mr), ("oedema_mr", mri.oedema),
+                           ("oedema_content_mr", mri.oedema_content)):
+            if image is None:
+                continue
             write_nifti(image, out_visit / f"{key}.nii.gz")
             files[key] = f"{visit}/{key}.nii.gz"
         if t2.headers:

@@ -33,10 +33,34 @@ def test_output_folder_layout(compare_out):
         assert (compare_out / name).is_file(), name
     for visit in ("baseline", "followup"):
         for name in ("t2fs.nii.gz", "t2fs_norm.nii.gz", "labels_mr.nii.gz", "oedema_mr.nii.gz",
-                     "suv.nii.gz", "labels_pet.nii.gz", "ct_on_pet.nii.gz", "seg_mr.dcm"):
+                     "oedema_content_mr.nii.gz", "suv.nii.gz", "labels_pet.nii.gz",
+                     "ct_on_pet.nii.gz", "seg_mr.dcm"):
             assert (compare_out / visit / name).is_file(), (visit, name)
     # Nothing left behind by the staging folder.
     assert not [p for p in compare_out.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_oedema_fraction_is_the_content_maps_mean_over_the_label(compare_out):
+    """Traceable from the files alone: each head's oedema fraction is the mean of
+    oedema_content_mr.nii.gz over its label (partial-volume weights on cluster edges), and
+    the content is 1 on the binary map's interior voxels and 0 off the map."""
+    from myoimg.io import read_nifti
+    from myoimg.labels import QUADRICEPS
+
+    results = json.loads((compare_out / "results.json").read_text())
+    for visit in ("baseline", "followup"):
+        lab = sitk.GetArrayFromImage(read_nifti(compare_out / visit / "labels_mr.nii.gz"))
+        content = sitk.GetArrayFromImage(
+            read_nifti(compare_out / visit / "oedema_content_mr.nii.gz")
+        )
+        binary = sitk.GetArrayFromImage(read_nifti(compare_out / visit / "oedema_mr.nii.gz"))
+        assert results["visits"][visit]["mri_parameters"]["partial_volume"] is True
+        assert (content[binary == 0] == 0).all() and (content <= 1).all()
+        if visit == "baseline":  # large patches: partial weights on their edges only
+            assert 0 < (content[binary == 1] < 1).mean() < 0.5
+        for m in QUADRICEPS:
+            got = results["visits"][visit]["muscles"][m.name]["oedema_fraction"]
+            assert float(content[lab == m.id].mean()) == pytest.approx(got, abs=1e-5), m.name
 
 
 def test_results_json_schema_and_traceability(compare_out, sample_data):

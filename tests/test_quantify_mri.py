@@ -606,5 +606,8 @@ def test_patch_border_counts_by_its_oedema_content(noise_sd):
     assert f_pv == pytest.approx(truth, abs=0.003)
     assert pv.parameters["partial_volume"] is True
     assert binary.parameters["partial_volume"] is False
-    # The oedema map is the same binary mask either way.
+    # The oedema map is the same binary mask either way; the content map holds the weights.
     assert np.array_equal(sitk.GetArrayFromImage(pv.oedema), sitk.GetArrayFromImage(binary.oedema))
+    lab = sitk.GetArrayFromImage(labels) == 1
+    for q, f in ((pv, f_pv), (binary, f_bin)):
+        assert float(sitk.GetArrayFromImage(q.oedema_content)[lab].mean()) == pytest.approx(f)

@@ -209,6 +209,10 @@ class MriQuantification:
         float32, bias-corrected image / reference mean (1.0 = healthy muscle).
     oedema : SimpleITK.Image
         uint8 0/1 oedema mask (inside the eroded muscles only).
+    oedema_content : SimpleITK.Image or None
+        float32, what each voxel counts as oedema (0-1: its content on a cluster's edge
+        with ``partial_volume``, else 1 on the mask): a muscle's sum over its counted voxels
+        is its oedema fraction x that count.
     parameters : dict
         Everything needed to reproduce the numbers (JSON-serialisable).
     warnings : list of str
@@ -222,6 +226,7 @@ class MriQuantification:
     oedema: sitk.Image
     parameters: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    oedema_content: sitk.Image | None = None
 
     def reference_summary(self) -> dict[str, Any]:
         """results.json "mri_reference": normalised mean (1.0) and SD, method, raw mean."""
@@ -599,6 +604,8 @@ def oedema_metrics(
         )
         res.normalised = from_axial_order(res.normalised, order)
         res.oedema = from_axial_order(res.oedema, order)
+        if res.oedema_content is not None:
+            res.oedema_content = from_axial_order(res.oedema_content, order)
         res.parameters["restacked_axis_order"] = list(order)
         return res
     if healthy_level not in HEALTHY_LEVELS:
@@ -654,6 +661,7 @@ def oedema_metrics(
     voxel_ml = float(np.prod(image.GetSpacing())) / 1000.0
 
     oedema = np.zeros(lab.shape, dtype=np.uint8)
+    content = np.zeros(lab.shape, dtype=np.float32)
     muscles: dict[str, dict[str, Any]] = {m.name: _empty_muscle() for m in QUADRICEPS}
     levels: dict[str, float] = {}
     own_modes: dict[str, float | None] = {}
@@ -687,12 +695,13 @@ def oedema_metrics(
             counted = full
         oedema[box][above] = 1
         volume = float(full.sum()) * voxel_ml
-        n_oedema = (
-            float(partial_volume_weights(above, full, eroded, norm[box], level).sum())
+        weights = (
+            partial_volume_weights(above, full, eroded, norm[box], level)
             if partial_volume
-            else float(above.sum())
+            else above.astype(np.float64)
         )
-        frac = n_oedema / float(counted.sum())
+        content[box][above] = weights[above]
+        frac = float(weights.sum()) / float(counted.sum())
         mean_norm = float(vals.mean())
         muscles[name] = {
             "volume_ml": volume,
@@ -710,6 +719,8 @@ def oedema_metrics(
     normalised.CopyInformation(image)
     oedema_img = sitk.GetImageFromArray(oedema)
     oedema_img.CopyInformation(image)
+    content_img = sitk.GetImageFromArray(content)
+    content_img.CopyInformation(image)
     parameters = {
         "threshold": threshold if isinstance(threshold, str) else float(threshold),
         "threshold_norm": thr,
@@ -770,4 +781,5 @@ def oedema_metrics(
         oedema=oedema_img,
         parameters=parameters,
         warnings=warnings,
+        oedema_content=content_img,
     )

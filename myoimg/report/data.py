@@ -306,6 +306,7 @@ class VisitImages:
     t2fs_norm: np.ndarray | None = None
     labels_mr: np.ndarray | None = None
     oedema_mr: np.ndarray | None = None
+    oedema_content_mr: np.ndarray | None = None  # what each voxel counts as oedema (0-1)
     mr_grid: Grid | None = None
     suv: np.ndarray | None = None
     labels_pet: np.ndarray | None = None
@@ -339,7 +340,8 @@ class ReportData:
 def _load_visit(out_dir: Path, name: str, visit: dict, warnings: list[str]) -> VisitImages:
     files = visit.get("files") or {}
     imgs: dict[str, sitk.Image] = {}
-    for key in ("t2fs", "t2fs_norm", "labels_mr", "oedema_mr", "suv", "labels_pet", "ct_on_pet"):
+    for key in ("t2fs", "t2fs_norm", "labels_mr", "oedema_mr", "oedema_content_mr", "suv",
+                "labels_pet", "ct_on_pet"):
         rel = files.get(key)
         if not rel:
             continue
@@ -353,7 +355,7 @@ def _load_visit(out_dir: Path, name: str, visit: dict, warnings: list[str]) -> V
             warnings.append(f"{name}: cannot read {rel} ({str(exc).splitlines()[0][:80]})")
     out = VisitImages()
     mr_ref = None
-    for key in ("t2fs", "t2fs_norm", "labels_mr", "oedema_mr"):
+    for key in ("t2fs", "t2fs_norm", "labels_mr", "oedema_mr", "oedema_content_mr"):
         if key in imgs:
             if mr_ref is None:
                 mr_ref = imgs[key]

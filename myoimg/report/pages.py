@@ -397,7 +397,9 @@ def muscle_page(data: ReportData, muscle: str, size: tuple[float, float], cache:
             else None
         )
         samples.append((t, vals, thr))
-        k, frac = slice_profile(im.labels_mr, im.oedema_mr, lid)
+        # Per-slice oedema fraction counted as the per-muscle one is (partial volume).
+        counted = im.oedema_content_mr if im.oedema_content_mr is not None else im.oedema_mr
+        k, frac = slice_profile(im.labels_mr, counted, lid)
         z = im.mr_grid.z[k] if im.mr_grid is not None else np.zeros(0)
         oed_series.append((t, z, frac))
         k, suv = slice_profile(im.labels_pet, im.suv, lid)
