@@ -29,8 +29,10 @@ Variants (intensities relative to the image's 99th percentile P99):
 - ``middle``: the middle 40 % of the slices only (a mid-thigh protocol: neither end of
   the femoral shaft in the stack).
 - ``fatVL``: the right vastus lateralis fat-replaced, to 30 % of its contrast above the
-  subcutaneous fat (a dystrophy or inclusion body myositis pattern; the reference
-  labels stay).
+  subcutaneous fat of its slice (a dystrophy or inclusion body myositis pattern; the
+  reference labels stay).
+- ``fatQ``: all eight quadriceps heads fat-replaced to 35 % of their contrast (the
+  quadriceps-dominant pattern of inclusion body myositis and some dystrophies).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from myoimg.labels import QUADRICEPS
 
 VARIANTS = (
     "as-is", "noise4", "noise8", "shadeAP", "shadeLR", "pix0.8", "pix1.0", "pix1.1",
-    "rot+10", "rot-10", "shift", "every2", "middle", "fatVL",
+    "rot+10", "rot-10", "shift", "every2", "middle", "fatVL", "fatQ",
 )  # fmt: skip
 
 
@@ -103,18 +105,21 @@ def make_variant(name: str, img: sitk.Image, ref: sitk.Image) -> tuple[sitk.Imag
         nz = img.GetSize()[2]
         k0, k1 = int(round(0.3 * nz)), int(round(0.7 * nz))
         return img[:, :, k0:k1], ref[:, :, k0:k1]
-    if name == "fatVL":
+    if name in ("fatVL", "fatQ"):
         from myoimg.segment.thigh import SUBCUT_RING_MM, body_mask
 
+        ids, keep = ((1,), 0.3) if name == "fatVL" else (tuple(range(1, 9)), 0.35)
         sp = img.GetSpacing()
         body = body_mask(a, (sp[0], sp[1]))
-        ring = np.zeros(a.shape, dtype=bool)
+        lab = sitk.GetArrayFromImage(ref)
         for k in range(a.shape[0]):
+            # Each slice's own subcutaneous fat: its signal drifts along the stack.
             depth = ndi.distance_transform_edt(body[k], sampling=(sp[1], sp[0]))
-            ring[k] = body[k] & (depth >= SUBCUT_RING_MM[0]) & (depth <= SUBCUT_RING_MM[1])
-        fat = float(np.median(a[ring]))
-        vl = sitk.GetArrayFromImage(ref) == 1  # R_VL
-        a[vl] = fat + 0.3 * (a[vl] - fat)
+            ring = body[k] & (depth >= SUBCUT_RING_MM[0]) & (depth <= SUBCUT_RING_MM[1])
+            m = np.isin(lab[k], ids)
+            if ring.any() and m.any():
+                fat = float(np.median(a[k][ring]))
+                a[k][m] = fat + keep * (a[k][m] - fat)
         return with_array(a), ref
     raise ValueError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
 
