@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from eval_segmentation import dice  # this folder is on sys.path when run as a script
 from scipy import ndimage as ndi
 
 from myoimg.labels import QUADRICEPS
@@ -136,12 +137,7 @@ def run_variant(args: tuple[str, Path]) -> tuple[str, list[float], float, int]:
     res = segment_thigh(img)
     dt = time.perf_counter() - t0
     lab, r = sitk.GetArrayFromImage(res.labels), sitk.GetArrayFromImage(ref)
-    out = []
-    for m in QUADRICEPS:
-        a, b = lab == m.id, r == m.id
-        s = int(a.sum() + b.sum())
-        out.append(2.0 * float((a & b).sum()) / s if s else float("nan"))
-    return name, out, dt, len(res.messages)
+    return name, [dice(lab == m.id, r == m.id) for m in QUADRICEPS], dt, len(res.messages)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from ..segment.bias import n4_correct
 from ..segment.morph import fill_holes
 from ..segment.thigh import axial_order, from_axial_order
 from .stats import (
+    INPLANE_8,
     as_array,
     bounded_healthy_level,
     check_same_grid,
@@ -439,9 +440,7 @@ def drop_small_clusters(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     if min_voxels <= 1 or not mask.any():
         return mask
-    structure = np.zeros((3, 3, 3), dtype=bool)
-    structure[1] = True  # the 8 in-plane neighbours, no through-plane ones
-    lab, _ = ndimage.label(mask, structure=structure)
+    lab, _ = ndimage.label(mask, structure=INPLANE_8)
     sizes = np.bincount(lab.ravel())
     sizes[0] = 0
     return sizes[lab] >= min_voxels
@@ -482,10 +481,8 @@ def partial_volume_weights(
     """
     above = np.asarray(above, dtype=bool)
     weights = above.astype(np.float64)
-    plane = np.zeros((3, 3, 3), dtype=bool)
-    plane[1] = True  # in-plane 8-neighbourhood: slices are thick and independent
     healthy = np.asarray(muscle, dtype=bool) & ~above
-    border = above & ndimage.binary_dilation(healthy, structure=plane)
+    border = above & ndimage.binary_dilation(healthy, structure=INPLANE_8)
     edge = border & core
     plateau_vox = above & ~border & core
     if not edge.any() or not plateau_vox.any():
@@ -766,10 +763,11 @@ def oedema_metrics(
         "oedema_volume_ml": "oedema_fraction x full label volume",
         "partial_volume": bool(partial_volume),
         "partial_volume_method": "an edge voxel of an oedema cluster (in-plane neighbour "
-        "in the muscle but not oedema) inside the eroded muscle counts by its content (signal - healthy "
-        "level) / (plateau - healthy level), clipped to 0-1; plateau = mean of the "
-        f"cluster's interior voxels within {PV_WINDOW_VOXELS}x{PV_WINDOW_VOXELS} in-plane "
-        "voxels, else the muscle's interior median; the oedema map stays binary"
+        "in the muscle but not oedema) inside the eroded muscle counts by its content "
+        "(signal - healthy level) / (plateau - healthy level), clipped to 0-1; plateau = "
+        "mean of the cluster's interior voxels within "
+        f"{PV_WINDOW_VOXELS}x{PV_WINDOW_VOXELS} in-plane voxels, else the muscle's interior "
+        "median; the oedema map stays binary"
         if partial_volume
         else "every oedema voxel counts whole",
     }

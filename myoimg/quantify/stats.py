@@ -25,12 +25,17 @@ __all__ = [
     "label_array",
     "muscle_label_ids",
     "erode_inplane_mask",
+    "INPLANE_8",
 ]
 
 #: 1 / Phi^-1(0.75): scales the median absolute deviation to the SD of a normal.
 MAD_TO_SD = 1.4826
 #: Median of |X| for X ~ N(0, 1) (= Phi^-1(0.75)): a half-normal's median in SD units.
 HALF_NORMAL_MEDIAN = 0.6745
+#: Structuring element of a (k, j, i) array: the 8 in-plane neighbours, none through-plane
+#: (thick axial slices lie several mm apart and their noise is independent).
+INPLANE_8 = np.zeros((3, 3, 3), dtype=bool)
+INPLANE_8[1] = True
 
 
 def as_array(image: sitk.Image | np.ndarray) -> np.ndarray:
@@ -237,8 +242,6 @@ def erode_inplane_mask(mask: np.ndarray, iterations: int) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     if iterations <= 0:
         return mask.copy()
-    structure = np.zeros((3, 3, 3), dtype=bool)
-    structure[1] = True  # in-plane 3x3 only
     return ndimage.binary_erosion(
-        mask, structure=structure, iterations=int(iterations), border_value=0
+        mask, structure=INPLANE_8, iterations=int(iterations), border_value=0
     )

@@ -303,9 +303,8 @@ def _shared_shaft_ends(
     # and the femur put on its track up to it): .735; resampled to 0.8 / 0.9 / 0.95 /
     # 1.05 mm, .748 / .742 / .743 / .735 -> .752 / .747 / .748 / .739 (the resampled
     # copies all lost the right femur on the same slice). A difference of one such
-    # slice is left alone: measured
-    # per leg, the real case's top slices fit better (both legs on the higher end: R_VL
-    # .861 -> .829, mean .7606 -> .7585).
+    # slice is left alone: measured per leg, the real case's top slices fit better (both
+    # legs on the higher end: R_VL .861 -> .829, mean .7606 -> .7585).
     lo, hi = (list(v) for v in zip(*ends, strict=True))
     for name, zz, pick, in_stack in (
         ("hip", hi, max, lambda z: zs.max() - z >= END_MARGIN_MM),
@@ -587,8 +586,7 @@ def segment_thigh(
     # Level of each slice along each femoral shaft (see END_MARGIN_MM, SHAFT_MM).
     levels, how = [], set()
     guessed: list[str] = []  # sides whose level is the mid-thigh guess
-    ends = [shaft_ends[n] for n in order]
-    for z_lo, z_hi in ends:
+    for z_lo, z_hi in (shaft_ends[n] for n in order):
         prox = zs.max() - z_hi >= END_MARGIN_MM
         dist = z_lo - zs.min() >= END_MARGIN_MM
         if prox and dist:
