@@ -278,46 +278,97 @@ def _femur_tracks(
     return tracks, picks
 
 
-def _shared_shaft_ends(
-    zs: np.ndarray, detected: list[list[int]], messages: list[str]
-) -> list[tuple[float, float]]:
-    """Distal and proximal end (LPS z, mm) of each femoral shaft for the level model.
+def _shaft_levels(
+    zs: np.ndarray, detected: list[list[int]], names: list[str], messages: list[str]
+) -> tuple[list[tuple[float, float]], list[np.ndarray]]:
+    """Each femoral shaft's ends and the level of every slice along it.
 
-    Each shaft ends where its femur was last detected (``detected``: slice indices per
-    track; ``zs``: each slice's z), except that two shafts whose ends both lie inside
-    the stack (END_MARGIN_MM from its edge) more than PAIRED_EXTRAPOLATE_MM apart share
-    the further end (the higher one at the hip, the lower one at the knee); a message
-    says so.
+    Parameters
+    ----------
+    zs : ndarray (nz,)
+        LPS z (mm) of each slice.
+    detected : list of list of int
+        Per femur track, the slices where its femur was found (before any filling).
+    names : list of str
+        Per track, its leg's name for messages ("right", "left").
+    messages : list of str
+        Notes for the user; how the levels were found is added.
+
+    Returns
+    -------
+    ends : list of (float, float)
+        Per track, the distal and proximal end (LPS z, mm) its shaft is taken to reach
+        (the femur is filled in up to them).
+    levels : list of ndarray (nz,)
+        Per track, each slice's level along the shaft (0 distal end, 1 proximal end;
+        clipped), from the ends that lie inside the stack (END_MARGIN_MM, SHAFT_MM).
+
+    Notes
+    -----
+    The pelvis holds both hips at one height and the knees lie level, so one leg's shaft
+    ends inform the other's, by two rules. (1) Where both shafts end inside the stack
+    more than PAIRED_EXTRAPOLATE_MM apart, both take the further end (the higher at the
+    hip, the lower at the knee). (2) Where one leg shows no end of its shaft and the
+    other does, it takes the other leg's levels rather than the mid-thigh guess.
     """
     ends = [(float(zs[d].min()), float(zs[d].max())) for d in detected]
-    if len(ends) != 2:
-        return ends
-    # The pelvis holds both hips at one height, and the knees lie level: where both
-    # shafts end inside the stack, their ends differ by leg-length and tilt differences
-    # (1-3 cm, PAIRED_EXTRAPOLATE_MM) and by a missed detection or so. Further apart,
-    # one femur was lost early (its marrow greys and its cortex thins toward the
-    # trochanters) and the one followed further is the better measure: the real
-    # development case resampled to 1 mm pixels lost its right femur two 24 mm slices
-    # below the left one, which moved all its levels by 0.16 of the shaft (R_VM .77 ->
-    # .66; mean .761 -> .716), and left its top slice out. With the shared end (levels,
-    # and the femur put on its track up to it): .735; resampled to 0.8 / 0.9 / 0.95 /
-    # 1.05 mm, .748 / .742 / .743 / .735 -> .752 / .747 / .748 / .739 (the resampled
-    # copies all lost the right femur on the same slice). A difference of one such
-    # slice is left alone: measured per leg, the real case's top slices fit better (both
-    # legs on the higher end: R_VL .861 -> .829, mean .7606 -> .7585).
-    lo, hi = (list(v) for v in zip(*ends, strict=True))
-    for name, zz, pick, in_stack in (
-        ("hip", hi, max, lambda z: zs.max() - z >= END_MARGIN_MM),
-        ("knee", lo, min, lambda z: z - zs.min() >= END_MARGIN_MM),
-    ):
-        if all(in_stack(z) for z in zz) and max(zz) - min(zz) > PAIRED_EXTRAPOLATE_MM:
-            messages.append(
-                f"the two femoral shafts were followed to levels {max(zz) - min(zz):.0f} mm "
-                f"apart at the {name}: both legs' levels are measured from the "
-                f"{'higher' if name == 'hip' else 'lower'} end"
-            )
-            zz[:] = [pick(zz)] * 2
-    return list(zip(lo, hi, strict=True))
+
+    def inside(z_lo: float, z_hi: float) -> tuple[bool, bool]:
+        return z_lo - zs.min() >= END_MARGIN_MM, zs.max() - z_hi >= END_MARGIN_MM
+
+    if len(ends) == 2:
+        # Rule 1. Ends inside the stack differ by leg-length and tilt differences (1-3
+        # cm, PAIRED_EXTRAPOLATE_MM) and by a missed detection or so. Further apart, one
+        # femur was lost early (its marrow greys and its cortex thins toward the
+        # trochanters) and the one followed further is the better measure: the real
+        # development case resampled to 1 mm pixels lost its right femur two 24 mm
+        # slices below the left one, which moved all its levels by 0.16 of the shaft
+        # (R_VM .77 -> .66; mean .761 -> .716), and left its top slice out. With the
+        # shared end (levels, and the femur put on its track up to it): .735; resampled
+        # to 0.8 / 0.9 / 0.95 / 1.05 mm, .748 / .742 / .743 / .735 -> .752 / .747 /
+        # .748 / .739 (the resampled copies all lost the right femur on the same slice).
+        # A difference of one such slice is left alone: measured per leg, the real
+        # case's top slices fit better (both legs on the higher end: R_VL .861 -> .829,
+        # mean .7606 -> .7585).
+        lo, hi = (list(v) for v in zip(*ends, strict=True))
+        for name, zz, pick, end in (("hip", hi, max, 1), ("knee", lo, min, 0)):
+            if all(inside(*e)[end] for e in ends) and max(zz) - min(zz) > PAIRED_EXTRAPOLATE_MM:
+                messages.append(
+                    f"the two femoral shafts were followed to levels {max(zz) - min(zz):.0f} "
+                    f"mm apart at the {name}: both legs' levels are measured from the "
+                    f"{'higher' if name == 'hip' else 'lower'} end"
+                )
+                zz[:] = [pick(zz)] * 2
+        ends = list(zip(lo, hi, strict=True))
+    level_ends = list(ends)
+    how = set()
+    blind = [n for n, e in enumerate(ends) if not any(inside(*e))]
+    if len(ends) == 2 and len(blind) == 1:
+        # Rule 2. One shaft's end is in the stack and the other's not (its femur found a
+        # slice or two short of it). Real development case cut to slices 6-11 / 7-12,
+        # where the left femur's end fell outside END_MARGIN_MM: mean Dice .662 -> .699
+        # and .587 -> .654 (L_VM .32 -> .58, .17 -> .60).
+        n = blind[0]
+        level_ends[n] = ends[1 - n]
+        how.add(f"the {names[n]} leg's from the other leg's (the hips are at one height)")
+    levels = []
+    for z_lo, z_hi in level_ends:
+        dist, prox = inside(z_lo, z_hi)
+        if prox and dist:
+            lv = (zs - z_lo) / max(z_hi - z_lo, 1.0)
+            how.add("both ends of the femoral shaft are in the stack")
+        elif prox:
+            lv = 1.0 - (z_hi - zs) / SHAFT_MM
+            how.add("measured from the proximal end of the femoral shaft")
+        elif dist:
+            lv = (zs - z_lo) / SHAFT_MM
+            how.add("measured from the distal end of the femoral shaft")
+        else:
+            lv = 0.5 + (zs - 0.5 * (z_lo + z_hi)) / SHAFT_MM
+            how.add("neither end of the femoral shaft is in the stack: assumed centred at mid-thigh")
+        levels.append(np.clip(lv, 0.0, 1.0))
+    messages.append("level along the thigh for the muscle model: " + "; ".join(sorted(how)))
+    return ends, levels
 
 
 def _fill_track_gaps(
@@ -331,7 +382,7 @@ def _fill_track_gaps(
     slices where the other leg's femur is detected; only where the predicted centre is
     deep inside the body. ``detected`` lists, per track, the slices where its femur was
     found (before any filling); ``shaft``, per track, slices its shaft is taken to cover
-    (see _shared_shaft_ends), filled as well.
+    (see _shaft_levels), filled as well.
     """
     n_filled = 0
     n_extra = int(EXTRAPOLATE_MM // max(dz, 1e-3))
@@ -523,7 +574,10 @@ def segment_thigh(
     zs = np.array(
         [image.TransformContinuousIndexToPhysicalPoint((0.0, 0.0, float(k)))[2] for k in range(nz)]
     )
-    shaft_ends = _shared_shaft_ends(zs, detected, messages)
+    # Leg names for messages: the track toward -x is the patient's right (as below).
+    x_mean = [np.mean([c.centre_xy[0] for c in p if c is not None]) for p in picks]
+    names = ["right", "left"] if len(picks) == 1 or x_mean[0] < x_mean[1] else ["left", "right"]
+    shaft_ends, track_levels = _shaft_levels(zs, detected, names[: len(picks)], messages)
     n_filled = _fill_track_gaps(
         picks, tracks, body, grids, spacing_ij, float(sp[2]), detected,
         [[k for k in range(nz) if lo <= zs[k] <= hi] for lo, hi in shaft_ends],
@@ -583,38 +637,8 @@ def segment_thigh(
         sides = (_side_of_single_leg((float(np.mean(leg_x)), 0.0), (fem_x, 0.0), messages),)
 
     coefs = [tracks[n] for n in order]
-    # Level of each slice along each femoral shaft (see END_MARGIN_MM, SHAFT_MM).
-    levels, how = [], set()
-    guessed: list[str] = []  # sides whose level is the mid-thigh guess
-    for z_lo, z_hi in (shaft_ends[n] for n in order):
-        prox = zs.max() - z_hi >= END_MARGIN_MM
-        dist = z_lo - zs.min() >= END_MARGIN_MM
-        if prox and dist:
-            lv = (zs - z_lo) / max(z_hi - z_lo, 1.0)
-            how.add("both ends of the femoral shaft are in the stack")
-        elif prox:
-            lv = 1.0 - (z_hi - zs) / SHAFT_MM
-            how.add("measured from the proximal end of the femoral shaft")
-        elif dist:
-            lv = (zs - z_lo) / SHAFT_MM
-            how.add("measured from the distal end of the femoral shaft")
-        else:
-            lv = 0.5 + (zs - 0.5 * (z_lo + z_hi)) / SHAFT_MM
-            how.add("neither end of the femoral shaft is in the stack: assumed centred at mid-thigh")
-            guessed.append(sides[len(levels)])
-        levels.append(np.clip(lv, 0.0, 1.0))
-    if len(guessed) == 1 and len(sides) == 2:
-        # One shaft's end is in the stack and the other's not (its femur found a slice
-        # or two short of it): the pelvis holds both hips at one height (as for
-        # PAIRED_EXTRAPOLATE_MM), so that leg takes the measured leg's levels rather than
-        # the mid-thigh guess. Real development case cut to slices 6-11 / 7-12, where
-        # the left femur's end fell outside END_MARGIN_MM: mean Dice .662 -> .699 and
-        # .587 -> .654 (L_VM .32 -> .58, .17 -> .60).
-        levels = [levels[1 - sides.index(guessed[0])]] * 2
-        how = {h for h in how if not h.startswith("neither")}
-        how.add(f"the {'right' if guessed[0] == 'R' else 'left'} leg's from the other leg's "
-                "(the hips are at one height)")
-    messages.append("level along the thigh for the muscle model: " + "; ".join(sorted(how)))
+    levels = [track_levels[n] for n in order]  # per side, see _shaft_levels
+
     def leg_slices(k: int, side: str, fem: FemurCandidate, rotations: tuple[float, ...]):
         """This leg's cross-section on slice k, its femur mask, bounding box and groups
         (one LegSlice per rotation); None where the leg is too small."""
