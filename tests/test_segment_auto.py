@@ -412,3 +412,16 @@ def test_gluteus_maximus_seeded_only_at_the_top_of_the_thigh_and_never_labelled(
     # The development case reaches the hip: seeded there, but only our label ids come out.
     ids = set(np.unique(sitk.GetArrayFromImage(huashan_result.labels)).tolist()) - {0}
     assert ids <= set(BY_ID)
+
+
+def test_a_stack_that_shows_no_shaft_end_warns_that_its_level_is_guessed(huashan, huashan_result):
+    """Slices 5-10 of the development case (a mid-thigh protocol): neither femoral shaft
+    ends in the stack, the level model rests on the mid-thigh guess, and the result says
+    so as a warning (shown next to the numbers); the whole stack, whose proximal ends are
+    in it, gets no such warning."""
+    image, _ = (x[:, :, 5:11] for x in huashan)
+    res = segment_thigh(image)
+    guessed = [w for w in res.warnings if "level along the thigh was assumed" in w]
+    assert len(guessed) == 1, res.warnings
+    assert any("assumed centred at mid-thigh" in m for m in res.messages)
+    assert not any("level along the thigh was assumed" in w for w in huashan_result.warnings)
