@@ -578,12 +578,11 @@ def segment_thigh(
     zs = np.array(
         [image.TransformContinuousIndexToPhysicalPoint((0.0, 0.0, float(k)))[2] for k in range(nz)]
     )
-    # Leg names for messages: the track toward -x is the patient's right (as below).
-    x_mean = [np.mean([c.centre_xy[0] for c in p if c is not None]) for p in picks]
-    names = ["right", "left"] if len(picks) == 1 or x_mean[0] < x_mean[1] else ["left", "right"]
-    shaft_ends, track_levels, level_guessed = _shaft_levels(
-        zs, detected, names[: len(picks)], messages
-    )
+    # Sides: two femur tracks -> the one toward -x is the patient's right (from the femurs
+    # seen; the fill below only adds points on each track's own straight line).
+    order = np.argsort([np.mean([c.centre_xy[0] for c in p if c is not None]) for p in picks])
+    names = [("right", "left")[int(r)] for r in np.argsort(order)]  # per track
+    shaft_ends, track_levels, level_guessed = _shaft_levels(zs, detected, names, messages)
     n_filled = _fill_track_gaps(
         picks, tracks, body, grids, spacing_ij, float(sp[2]), detected,
         [[k for k in range(nz) if lo <= zs[k] <= hi] for lo, hi in shaft_ends],
@@ -602,9 +601,7 @@ def segment_thigh(
             "knee): these slices are not segmented"
         )
 
-    # Sides: two femur tracks -> the one toward -x is the patient's right.
-    order = np.argsort([np.mean([c.centre_xy[0] for c in p if c is not None]) for p in picks])
-    picks = [picks[n] for n in order]
+    picks = [picks[n] for n in order]  # per side (R, L), see names above
     labels = np.zeros(arr.shape, dtype=np.uint8)
     thigh = np.zeros(arr.shape, dtype=np.uint8)
     femur_mask = np.zeros(arr.shape, dtype=np.uint8)
