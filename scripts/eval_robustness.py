@@ -125,8 +125,8 @@ def make_variant(name: str, img: sitk.Image, ref: sitk.Image) -> tuple[sitk.Imag
     raise ValueError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
 
 
-def run_variant(args: tuple[str, Path]) -> tuple[str, list[float], float, int]:
-    """Segment one variant; returns its name, Dice per head, seconds and message count."""
+def run_variant(args: tuple[str, Path]) -> tuple[str, list[float], float]:
+    """Segment one variant; returns its name, Dice per head and seconds."""
     from myoimg.segment.auto import segment_thigh
 
     name, case = args
@@ -137,7 +137,7 @@ def run_variant(args: tuple[str, Path]) -> tuple[str, list[float], float, int]:
     res = segment_thigh(img)
     dt = time.perf_counter() - t0
     lab, r = sitk.GetArrayFromImage(res.labels), sitk.GetArrayFromImage(ref)
-    return name, [dice(lab == m.id, r == m.id) for m in QUADRICEPS], dt, len(res.messages)
+    return name, [dice(lab == m.id, r == m.id) for m in QUADRICEPS], dt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'variant':8s} {'mean':>6s} " + " ".join(f"{m.name:>6s}" for m in QUADRICEPS))
     means = []
     with ProcessPoolExecutor(max(1, args.jobs)) as ex:
-        for name, d, dt, _ in ex.map(run_variant, [(n, args.case) for n in names]):
+        for name, d, dt in ex.map(run_variant, [(n, args.case) for n in names]):
             means.append(float(np.nanmean(d)))
             print(
                 f"{name:8s} {means[-1]:6.3f} " + " ".join(f"{x:6.3f}" for x in d) + f"  {dt:5.1f} s",
