@@ -14,6 +14,7 @@ from myoimg.labels import BY_NAME, QUADRICEPS
 from myoimg.segment.auto import ROLL_NOISE_DEG, SegmentationResult, segment_thigh
 from myoimg.segment.contrast import detect_contrast
 from myoimg.segment.qc import save_qc_png
+from myoimg.segment.thigh import from_lps_storage, to_lps_storage
 
 # Floors set a little below what the method reaches on this case (see the final report
 # / scripts/eval_segmentation.py); the reference is an nnU-Net output, not a tracing.
@@ -273,6 +274,42 @@ def test_volume_stored_along_another_axis_is_restacked(huashan, huashan_result, 
     a = save_qc_png(image, res.labels, tmp_path / "restacked.png", n_slices=2)
     b = save_qc_png(huashan[0], huashan_result.labels, tmp_path / "axial.png", n_slices=2)
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_lps_storage_round_trip_keeps_every_voxel_in_place():
+    """to_lps_storage re-stores (permutes and reverses axes) without moving any voxel in
+    physical space, and from_lps_storage restores the input grid exactly."""
+    rng = np.random.default_rng(0)
+    image = sitk.GetImageFromArray(rng.random((6, 40, 36)).astype(np.float32))
+    image.SetSpacing((0.8, 0.9, 5.0))
+    image.SetOrigin((10.0, -20.0, 30.0))
+    # columns toward -y (anterior), rows toward -x (right), slices toward -z (feet)
+    image.SetDirection([0, -1, 0, -1, 0, 0, 0, 0, -1])
+    lps, order, flips = to_lps_storage(image)
+    assert order == [1, 0, 2] and flips == [True, True, True]
+    assert np.allclose(lps.GetDirection(), np.eye(3).ravel())
+    assert lps.GetSpacing() == (0.9, 0.8, 5.0)
+    for idx in ((0, 0, 0), (35, 39, 5), (7, 21, 3)):
+        p = image.TransformIndexToPhysicalPoint(idx)
+        assert lps[lps.TransformPhysicalPointToIndex(p)] == image[idx]
+    back = from_lps_storage(lps, order, flips, image)
+    assert back.GetDirection() == image.GetDirection() and back.GetOrigin() == image.GetOrigin()
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(image))
+    assert to_lps_storage(lps)[0] is lps  # already in LPS order: returned as it is
+
+
+def test_a_scan_stored_the_other_way_round_gets_the_same_labels(huashan, huashan_result):
+    """The real case with columns, rows and slices all reversed (as a RAS NIfTI written by
+    a converter, slices head to foot): the same labels voxel for voxel in physical space,
+    not merely similar ones (before the re-storing: 99.8 % of voxels, Dice .7553 / .7606)."""
+    flipped = sitk.Flip(huashan[0], [True, True, True])
+    res = segment_thigh(flipped)
+    assert res.labels.GetDirection() == flipped.GetDirection()
+    assert "columns, rows, slices running opposite to LPS" in res.messages[0]
+    back = sitk.Resample(res.labels, huashan[0], sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(huashan_result.labels)
+    )
 
 
 def test_volume_without_an_axis_along_the_body_is_refused():

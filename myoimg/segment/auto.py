@@ -33,7 +33,14 @@ from .compartments import GROUPS, segment_leg_slice_turned
 from .contrast import detect_contrast, normalise_contrast
 from .femur import MIN_FEMUR_SEPARATION_MM, FemurCandidate, find_femurs
 from .qc import save_qc_png
-from .thigh import SUBCUT_RING_MM, axial_order, body_mask, from_axial_order, slice_grid_lps
+from .thigh import (
+    SUBCUT_RING_MM,
+    axial_order,
+    body_mask,
+    from_lps_storage,
+    slice_grid_lps,
+    to_lps_storage,
+)
 from .threads import thread_map
 
 __all__ = [
@@ -503,24 +510,32 @@ def segment_thigh(
         Wrong dimensionality, no image axis along the body (oblique by more than ~37 deg),
         or no femur found on most slices (the series is not a thigh).
     """
-    order = _check_input(image)
-    if order != [0, 1, 2]:
-        # A volume stored in another axis order (a 3-D coronal or sagittal acquisition,
-        # or axial slices written column-major): its voxels re-stacked into axial slices
-        # of rows and columns as usual, without resampling; results on the input grid.
+    _check_input(image)
+    restored = to_lps_storage(image)
+    assert restored is not None  # _check_input refused volumes with no axis along the body
+    lps, order, flips = restored
+    if lps is not image:
+        # A volume stored another way (a 3-D coronal or sagittal acquisition, axial
+        # slices written column-major, a converter's RAS NIfTI, slices head to foot): its
+        # voxels re-stacked into axial slices in LPS order, without resampling, so that
+        # every storage of one scan is segmented from the same array; results on the
+        # input grid.
         res = segment_thigh(
-            sitk.PermuteAxes(image, order),
-            contrast=contrast,
-            header=header,
-            progress=progress,
-            bias_correct=bias_correct,
+            lps, contrast=contrast, header=header, progress=progress, bias_correct=bias_correct
         )
-        res.labels = from_axial_order(res.labels, order)
-        res.steps = {k: from_axial_order(v, order) for k, v in res.steps.items()}
+        res.labels = from_lps_storage(res.labels, order, flips, image)
+        res.steps = {k: from_lps_storage(v, order, flips, image) for k, v in res.steps.items()}
+        how = []
+        if order != [0, 1, 2]:
+            how.append(f"in axis order {order} (body axis {order[2]})")
+        if any(flips):
+            names = [n for n, f in zip(("columns", "rows", "slices"), flips, strict=True) if f]
+            how.append(f"with its {', '.join(names)} running opposite to LPS")
         res.messages.insert(
             0,
-            f"volume stored in axis order {order} (body axis {order[2]}): its voxels were "
-            "re-stacked into axial slices (no resampling); labels are on the input grid",
+            f"volume stored {' and '.join(how)}: its voxels were re-stacked into axial "
+            "slices in LPS order (columns toward the patient's left, rows toward the back, "
+            "slices toward the head; no resampling); labels are on the input grid",
         )
         return res
 

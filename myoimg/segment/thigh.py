@@ -15,7 +15,14 @@ from skimage import filters, measure, morphology
 from .morph import fill_holes, open_mm
 from .threads import thread_map
 
-__all__ = ["axial_order", "body_mask", "from_axial_order", "slice_grid_lps"]
+__all__ = [
+    "axial_order",
+    "body_mask",
+    "from_axial_order",
+    "from_lps_storage",
+    "slice_grid_lps",
+    "to_lps_storage",
+]
 
 # Depths under the skin (mm) whose signal stands for the subcutaneous fat: below the
 # blurred skin edge, within the fat layer of all but the leanest thighs.
@@ -119,6 +126,45 @@ def axial_order(image) -> list[int] | None:
 def from_axial_order(image: sitk.Image, order: list[int]) -> sitk.Image:
     """Undo ``sitk.PermuteAxes(original, order)``: ``image`` back on the original grid."""
     return sitk.PermuteAxes(image, [order.index(a) for a in range(3)])
+
+
+def to_lps_storage(image: sitk.Image) -> tuple[sitk.Image, list[int], list[bool]] | None:
+    """The same voxels stored as axial slices in LPS order, or None (no axis along the body).
+
+    Columns run toward the patient's left (+x), rows toward the back (+y), slices toward
+    the head (+z): :func:`axial_order`'s permutation, then each axis that runs the other
+    way reversed (:func:`SimpleITK.Flip`, which keeps every voxel's physical position).
+    No resampling. A scan stored any other way (a converter's RAS NIfTI, slices written
+    head to foot) then gives the segmenter the very same array, so the same labels.
+
+    Returns
+    -------
+    (image, order, flips) or None
+        The re-stored image, the axis order applied and the axes reversed after it
+        (for :func:`from_lps_storage`).
+    """
+    order = axial_order(image)
+    if order is None:
+        return None
+    out = sitk.PermuteAxes(image, order) if order != [0, 1, 2] else image
+    d = np.asarray(out.GetDirection(), dtype=float).reshape(3, 3)
+    flips = [bool(d[a, a] < 0) for a in range(3)]
+    if any(flips):
+        out = sitk.Flip(out, flips)
+    return out, order, flips
+
+
+def from_lps_storage(
+    image: sitk.Image, order: list[int], flips: list[bool], like: sitk.Image
+) -> sitk.Image:
+    """Undo :func:`to_lps_storage`: ``image`` (on the re-stored grid) back on ``like``'s grid."""
+    out = sitk.Flip(image, flips) if any(flips) else image
+    if order != [0, 1, 2]:
+        out = from_axial_order(out, order)
+    if out.GetSize() != like.GetSize():
+        raise ValueError("from_lps_storage: the image is not on the re-stored grid of `like`")
+    out.CopyInformation(like)  # the same grid; drop floating-point residue of the round trip
+    return out
 
 
 def slice_grid_lps(image, k: int) -> tuple[np.ndarray, np.ndarray]:
