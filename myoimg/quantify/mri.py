@@ -26,7 +26,7 @@ from ..errors import MyoimgError, SegmentationError
 from ..labels import BY_ID, QUADRICEPS
 from ..segment.bias import n4_correct
 from ..segment.morph import fill_holes
-from ..segment.thigh import axial_order, from_axial_order
+from ..segment.thigh import from_lps_storage, to_lps_storage
 from .stats import (
     INPLANE_8,
     as_array,
@@ -575,35 +575,44 @@ def oedema_metrics(
 
     Notes
     -----
-    "In-plane" means the axial plane: a volume stored along another axis (a 3-D
-    coronal acquisition) is re-stacked into axial slices for the computation
-    (:func:`myoimg.segment.thigh.axial_order`, no resampling) and the images returned
-    are on the input grid again.
+    "In-plane" means the axial plane: a volume stored another way (a 3-D coronal
+    acquisition, a RAS NIfTI, slices head to foot) is re-stacked into axial slices in
+    LPS order for the computation (:func:`myoimg.segment.thigh.to_lps_storage`, no
+    resampling; as the segmenter does, so that every storage of one scan gives the same
+    numbers) and the images returned are on the input grid again.
     """
-    order = axial_order(image)
-    if order is not None and order != [0, 1, 2]:
+    restored = to_lps_storage(image)
+    if restored is not None and restored[0] is not image:
+        lps, order, flips = restored
         # Checked on the input grid here, so that an error names the user's sizes.
         check_same_grid(image, labels, "label map")
         if thigh_mask is not None:
             check_same_grid(image, thigh_mask, "thigh mask")
+
+        def same_way(other: sitk.Image) -> sitk.Image:
+            other = sitk.Image(other)
+            other.CopyInformation(image)  # the same grid (checked): the same re-storing
+            return to_lps_storage(other)[0]
+
         res = oedema_metrics(
-            sitk.PermuteAxes(image, order),
-            sitk.PermuteAxes(labels, order),
+            lps,
+            same_way(labels),
             reference_labels=reference_labels,
             threshold=threshold,
             erode_inplane=erode_inplane,
             bias_correct=bias_correct,
-            thigh_mask=None if thigh_mask is None else sitk.PermuteAxes(thigh_mask, order),
+            thigh_mask=None if thigh_mask is None else same_way(thigh_mask),
             healthy_level=healthy_level,
             rim=rim,
             min_cluster=min_cluster,
             partial_volume=partial_volume,
         )
-        res.normalised = from_axial_order(res.normalised, order)
-        res.oedema = from_axial_order(res.oedema, order)
+        res.normalised = from_lps_storage(res.normalised, order, flips, image)
+        res.oedema = from_lps_storage(res.oedema, order, flips, image)
         if res.oedema_content is not None:
-            res.oedema_content = from_axial_order(res.oedema_content, order)
+            res.oedema_content = from_lps_storage(res.oedema_content, order, flips, image)
         res.parameters["restacked_axis_order"] = list(order)
+        res.parameters["restacked_reversed_axes"] = [a for a in range(3) if flips[a]]
         return res
     if healthy_level not in HEALTHY_LEVELS:
         raise MyoimgError(
