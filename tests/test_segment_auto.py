@@ -305,7 +305,7 @@ def test_a_scan_stored_the_other_way_round_gets_the_same_labels(huashan, huashan
     flipped = sitk.Flip(huashan[0], [True, True, True])
     res = segment_thigh(flipped)
     assert res.labels.GetDirection() == flipped.GetDirection()
-    assert "columns, rows, slices running opposite to LPS" in res.messages[0]
+    assert "columns, rows and slices running opposite to LPS" in res.messages[0]
     back = sitk.Resample(res.labels, huashan[0], sitk.Transform(), sitk.sitkNearestNeighbor, 0)
     np.testing.assert_array_equal(
         sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(huashan_result.labels)

@@ -530,7 +530,8 @@ def segment_thigh(
             how.append(f"in axis order {order} (body axis {order[2]})")
         if any(flips):
             names = [n for n, f in zip(("columns", "rows", "slices"), flips, strict=True) if f]
-            how.append(f"with its {', '.join(names)} running opposite to LPS")
+            listed = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+            how.append(f"with its {listed} running opposite to LPS")
         res.messages.insert(
             0,
             f"volume stored {' and '.join(how)}: its voxels were re-stacked into axial "
