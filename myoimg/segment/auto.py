@@ -162,8 +162,8 @@ _FAMILY_NAME = {
 }
 
 
-def _check_input(image) -> list[int]:
-    """Refuse what cannot be segmented; return the image's axial axis order."""
+def _check_input(image) -> tuple[sitk.Image, list[int], list[bool]]:
+    """Refuse what cannot be segmented; return :func:`to_lps_storage` of the image."""
     if not isinstance(image, sitk.Image):
         raise SegmentationError(f"expected a SimpleITK.Image, got {type(image).__name__}")
     if image.GetDimension() != 3:
@@ -184,7 +184,9 @@ def _check_input(image) -> list[int]:
     size = [image.GetSize()[a] for a in order[:2]]
     if min(size) < 32:
         raise SegmentationError(f"image too small in-plane ({size[0]}x{size[1]} pixels)")
-    return order
+    restored = to_lps_storage(image)
+    assert restored is not None  # axial_order found an axis along the body above
+    return restored
 
 
 def _fit_track(ks: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -510,10 +512,7 @@ def segment_thigh(
         Wrong dimensionality, no image axis along the body (oblique by more than ~37 deg),
         or no femur found on most slices (the series is not a thigh).
     """
-    _check_input(image)
-    restored = to_lps_storage(image)
-    assert restored is not None  # _check_input refused volumes with no axis along the body
-    lps, order, flips = restored
+    lps, order, flips = _check_input(image)
     if lps is not image:
         # A volume stored another way (a 3-D coronal or sagittal acquisition, axial
         # slices written column-major, a converter's RAS NIfTI, slices head to foot): its
