@@ -713,6 +713,24 @@ def test_fat_rim_trim_leaves_the_true_muscle_area(muscle, fat, fat_bright):
     assert abs(out.sum() - area) < 0.02 * area
 
 
+def test_fat_rim_trim_judges_an_edge_voxel_against_the_muscle_next_to_it():
+    """A muscle half oedematous (2x healthy signal) and half healthy: each edge voxel is
+    judged against the muscle signal just inside it, not the muscle's median (which lies
+    between the two halves), so both halves come to their own area; against the median
+    one half kept voxels that are mostly fat and the other lost voxels mostly muscle."""
+    from myoimg.segment.auto import trim_fat_rim
+
+    fat = 0.12
+    image, thigh, labels, area = _partial_volume_disk(1.0, fat)
+    frac = (image - fat) / (1.0 - fat)
+    right = np.zeros(image.shape, dtype=bool)
+    right[..., 40:] = True
+    image = np.where(right, fat + (2.0 - fat) * frac, image).astype(np.float32)
+    out, _ = trim_fat_rim(labels, image, thigh, False, (1.0, 1.0))
+    for half in (right, ~right):
+        assert abs((out.astype(bool) & half).sum() - area / 2) < 0.025 * area / 2
+
+
 def test_fat_rim_trim_needs_contrast_between_fat_and_muscle():
     """Fat at 0.86 of muscle (the real case's water image): the midpoint lies within the
     muscle's texture, so nothing is trimmed."""

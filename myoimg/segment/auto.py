@@ -470,6 +470,17 @@ RIM_FAT_FRACTION = 0.5
 #: ... only where fat's signal differs from the muscle's by at least this fraction of the
 #: larger of the two (STIR fat is at 0.1-0.3 of muscle, T1 muscle at 0.3-0.5 of fat).
 RIM_MIN_CONTRAST = 0.6
+#: ... judged against the muscle's signal just inside the edge voxel: the mean of its
+#: interior (non-edge) voxels within a window this wide (mm; an odd number of pixels), not
+#: the muscle's median, which lies between the healthy and the oedematous level of a
+#: partly inflamed muscle. Against the median, a voxel half cortex (or fat) and half
+#: oedema stayed in the label and counted as oedema (the generated studies' vastus
+#: intermedius kept ~1k such voxels on its femur side: baseline oedema +0.03 on
+#: average with automatic labels, +0.00 with the true ones). Development studies (Dice)
+#: .9120 -> .9132 (3.3 / 7.7 mm: .9127 / .9134); their baseline oedema within 0.05 for
+#: 41 -> 42 of 48 heads, the intermedius' errors 0.01 lower; real case unchanged (its
+#: fat is too close to muscle for the trim, RIM_MIN_CONTRAST).
+RIM_LOCAL_MM = 5.0
 
 
 def segment_thigh(
@@ -935,10 +946,12 @@ def trim_fat_rim(
     voxel on a muscle's edge is partly fat (partial volume) and belongs to the muscle
     only if muscle fills most of it. Per slice, fat's level ``f`` is the median of the
     subcutaneous layer (``SUBCUT_RING_MM`` under the skin, as in the compartment model)
-    and each muscle's level ``m`` its own median, so that a fat-replaced or oedematous
-    muscle is judged against itself. An edge voxel (in-plane 4-neighbour of an unlabelled voxel)
-    leaves when ``(s - f) / (m - f) < fraction``, ``s`` its lightly smoothed signal
-    (either contrast). One voxel deep only. A muscle whose level differs from fat's by
+    and the muscle's level ``m`` next to an edge voxel the mean of the muscle's interior
+    voxels within :data:`RIM_LOCAL_MM` of it (its median where none is), so that a
+    fat-replaced, oedematous or partly oedematous muscle is judged against itself. An
+    edge voxel (in-plane 4-neighbour of an unlabelled voxel) leaves when
+    ``(s - f) / (m - f) < fraction``, ``s`` its lightly smoothed signal (either
+    contrast). One voxel deep only. A muscle whose median differs from fat's by
     less than :data:`RIM_MIN_CONTRAST` of the larger is left as it is: with poor fat
     suppression or water-fat separation (the real development case's subcutaneous fat is
     at 0.86 of muscle) the midpoint lies within the muscle's own texture.
@@ -969,6 +982,7 @@ def trim_fat_rim(
     out = labels.copy()
     n = 0
     cross = ndi.generate_binary_structure(2, 1)
+    window = max(1, int(round(RIM_LOCAL_MM / min(spacing_ij))) | 1) if RIM_LOCAL_MM > 0 else 1
     for k in range(labels.shape[0]):
         lab = labels[k]
         if not lab.any():
@@ -990,7 +1004,25 @@ def trim_fat_rim(
                 continue
             if abs(mus - fat) < RIM_MIN_CONTRAST * max(abs(mus), abs(fat)):
                 continue
-            drop = edge & own & ((sm - fat) / (mus - fat) < fraction)
+            # Judged on the muscle's padded bounding box (the local mean reaches no further).
+            jj, ii = np.nonzero(own)
+            box = (slice(max(jj.min() - window, 0), jj.max() + window + 1),
+                   slice(max(ii.min() - window, 0), ii.max() + window + 1))
+            o, e, s_ = own[box], edge[box], sm[box]
+            level = np.full(s_.shape, mus, dtype=np.float32)
+            if window > 1:
+                inner = (o & ~e).astype(np.float32)
+                num = ndi.uniform_filter(s_ * inner, window)
+                den = ndi.uniform_filter(inner, window)
+                local = num / np.maximum(den, 1e-6)
+                # Only a local level on the muscle's side of fat, with the contrast the
+                # median needed above (not a fat-like patch of the muscle), replaces it.
+                ok = ((den > 1e-3) & ((local > fat) == (mus > fat))
+                      & (np.abs(local - fat) >= RIM_MIN_CONTRAST * np.maximum(np.abs(local), abs(fat))))
+                level[ok] = local[ok]
+            frac = (s_ - fat) / (level - fat)  # |level - fat| > 0: the contrast gates above
+            drop = np.zeros(lab.shape, dtype=bool)
+            drop[box] = e & o & (frac < fraction)
             out[k][drop] = 0
             n += int(drop.sum())
     return out, n
