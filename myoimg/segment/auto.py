@@ -947,7 +947,8 @@ def trim_fat_rim(
     only if muscle fills most of it. Per slice, fat's level ``f`` is the median of the
     subcutaneous layer (``SUBCUT_RING_MM`` under the skin, as in the compartment model)
     and the muscle's level ``m`` next to an edge voxel the mean of the muscle's interior
-    voxels within :data:`RIM_LOCAL_MM` of it (its median where none is), so that a
+    voxels within :data:`RIM_LOCAL_MM` of it (its median where there is none or that
+    mean is fat-like), so that a
     fat-replaced, oedematous or partly oedematous muscle is judged against itself. An
     edge voxel (in-plane 4-neighbour of an unlabelled voxel) leaves when
     ``(s - f) / (m - f) < fraction``, ``s`` its lightly smoothed signal (either
