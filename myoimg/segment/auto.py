@@ -35,7 +35,6 @@ from .femur import MIN_FEMUR_SEPARATION_MM, FemurCandidate, find_femurs
 from .qc import save_qc_png
 from .thigh import (
     SUBCUT_RING_MM,
-    axial_order,
     body_mask,
     from_lps_storage,
     slice_grid_lps,
@@ -173,19 +172,17 @@ def _check_input(image) -> tuple[sitk.Image, list[int], list[bool]]:
         )
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise SegmentationError("automatic segmentation needs a scalar (grey-level) image")
-    order = axial_order(image)
-    if order is None:
+    restored = to_lps_storage(image)
+    if restored is None:
         d = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
         raise SegmentationError(
             "no image axis runs along the body (LPS z): the volume's axes are "
             f"{np.round(d.T, 2).tolist()} in LPS; thigh segmentation needs axial slices, or "
             "a volume that can be re-stacked into them (e.g. 3-D coronal or sagittal)"
         )
-    size = [image.GetSize()[a] for a in order[:2]]
+    size = restored[0].GetSize()[:2]  # columns and rows of the axial slices
     if min(size) < 32:
         raise SegmentationError(f"image too small in-plane ({size[0]}x{size[1]} pixels)")
-    restored = to_lps_storage(image)
-    assert restored is not None  # axial_order found an axis along the body above
     return restored
 
 
@@ -1022,9 +1019,8 @@ def trim_fat_rim(
                       & (np.abs(local - fat) >= RIM_MIN_CONTRAST * np.maximum(np.abs(local), abs(fat))))
                 level[ok] = local[ok]
             frac = (s_ - fat) / (level - fat)  # |level - fat| > 0: the contrast gates above
-            drop = np.zeros(lab.shape, dtype=bool)
-            drop[box] = e & o & (frac < fraction)
-            out[k][drop] = 0
+            drop = e & o & (frac < fraction)
+            out[k][box][drop] = 0  # out[k][box] is a view of the output slice
             n += int(drop.sum())
     return out, n
 
