@@ -17,6 +17,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage as ndi
 
 from myoimg.labels import BY_NAME, MUSCLES
 from myoimg.phantom import (
@@ -29,7 +30,7 @@ from myoimg.phantom import (
     rasterise,
     rigid_matrix,
 )
-from myoimg.phantom.anatomy import CORTEX, MARROW
+from myoimg.phantom.anatomy import CORTEX, MARROW, SUBFAT, VESSEL
 
 RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -100,6 +101,28 @@ def test_anatomy_layout_is_anatomical(seed):
     r = (codes == BY_NAME["R_VL"].id).sum()
     left = (codes == BY_NAME["L_VL"].id).sum()
     assert r != left
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_femoral_vessels_lie_in_fat(seed):
+    """The femoral artery and vein run in their fat sheath: no muscle within 1 mm of them
+    at any level (before the fix the vessels were stamped into a large vastus medialis:
+    a bright disc inside muscle, outside the truth's labels, with no border in the image)."""
+    anat = make_anatomy(seed)
+    step = 0.25
+    x = np.arange(-260, 260, step)
+    y = np.arange(-130, 130, step)
+    xx, yy = np.meshgrid(x, y)
+    muscle_ids = [m.id for m in MUSCLES]
+    for z in (-60.0, 0.0, 60.0):
+        codes = classify(anat, np.stack([xx, yy, np.full_like(xx, z)], axis=-1))
+        # the femoral vessels: not the great saphenous vein in the subcutaneous fat
+        pieces, n = ndi.label(codes == VESSEL)
+        subcut = ndi.binary_dilation(codes == SUBFAT, iterations=8)
+        vessel = np.isin(pieces, [i for i in range(1, n + 1) if not (subcut & (pieces == i)).any()])
+        near_muscle = ndi.distance_transform_edt(~np.isin(codes, muscle_ids)) * step <= 1.0
+        assert vessel.sum() * step**2 > 100  # femoral vessels of both legs are there
+        assert not (vessel & near_muscle).any(), z
 
 
 def test_seeds_give_different_anatomy_and_shared_across_visits():

@@ -14,7 +14,7 @@ drifting medially toward the knee; vastus intermedius wrapping the anterior and 
 shaft; vastus lateralis lateral; vastus medialis antero-medial (larger distally); rectus
 femoris superficial anterior (tapering distally); sartorius a superficial strap moving
 from anterior to medial distally; femoral vessels in the adductor canal deep to
-sartorius; gracilis medial; adductors medial-posterior (larger proximally); hamstrings
+sartorius, in a fat sheath; gracilis medial; adductors medial-posterior (larger proximally); hamstrings
 posterior. Muscles fill the fascial compartment as an anisotropic weighted Voronoi
 partition of perturbed ellipses; intermuscular septa (fat, ~1-2 mm, partly broken) lie
 where two muscles' scores are nearly equal.
@@ -53,6 +53,8 @@ TISSUE_NAMES = {
 }  # fmt: skip
 N_CODES = 28
 _GROUPS = ("VL", "VM", "RF", "SAR", "GRA", "ADD", "HAM")  # ellipse-scored muscles (VI apart)
+#: Fat (mm) between the femoral vessels and any muscle (their sheath in the canal's fat).
+VESSEL_SHEATH_MM = 1.5
 
 
 @dataclass
@@ -316,10 +318,15 @@ def _leg_classes(leg: Leg, p: np.ndarray, u, v, z, r, th, r_skin) -> np.ndarray:
         pn = np.stack([ui[near], vi[near], zi[near]], axis=-1)
         gate = np.clip(0.55 + 0.7 * leg.septum_gate(pn), 0.0, 1.0)
         cls[near[gap[near] < leg.septum * gate]] = IMFAT
-    # femoral artery and vein
-    art = np.hypot(ui - vu - 2.5, vi - vv - 1.5) < 3.2
-    vein = np.hypot(ui - vu + 3.0, vi - vv + 2.0) < 4.2
-    cls[art | vein] = VESSEL
+    # femoral artery and vein, wrapped in the fat of their sheath. Where a large vastus
+    # medialis outscores the canal's fat pad, the vessels would otherwise be stamped into
+    # the muscle itself: a bright disc inside (oedematous) muscle with no border in the
+    # image, yet outside the truth's muscle labels. In the body a muscle never reaches the
+    # vessel wall (femoral sheath, adductor canal fat).
+    d_art = np.hypot(ui - vu - 2.5, vi - vv - 1.5)
+    d_vein = np.hypot(ui - vu + 3.0, vi - vv + 2.0)
+    cls[(d_art < 3.2 + VESSEL_SHEATH_MM) | (d_vein < 4.2 + VESSEL_SHEATH_MM)] = IMFAT
+    cls[(d_art < 3.2) | (d_vein < 4.2)] = VESSEL
     cls[d_f <= leg.femur_radius] = CORTEX
     cls[d_f <= leg.femur_radius - leg.cortex] = MARROW
     out[inner] = cls
