@@ -31,6 +31,7 @@ from ..labels import BY_NAME
 from .bias import n4_correct
 from .compartments import GROUPS, segment_leg_slice_turned
 from .contrast import detect_contrast, normalise_contrast
+from .denoise import NOISY, denoise, relative_noise
 from .femur import MIN_FEMUR_SEPARATION_MM, FemurCandidate, find_femurs
 from .qc import save_qc_png
 from .thigh import (
@@ -580,6 +581,16 @@ def segment_thigh(
         # Shading can push a dark side's skin and fat below the air threshold: outline
         # the body again on the corrected image.
         body = body_mask(arr, spacing_ij)
+    noise = relative_noise(arr, body)
+    if noise > NOISY:
+        noisy = sitk.GetImageFromArray(arr)
+        noisy.CopyInformation(image)
+        arr = sitk.GetArrayFromImage(denoise(noisy))
+        messages.append(
+            f"image noise {100 * noise:.0f} % of the tissue signal (more than "
+            f"{100 * NOISY:.0f} %): smoothed with edge-preserving anisotropic diffusion "
+            "before segmenting (the measurements use the original image)"
+        )
     report("body", 0.15)
 
     grids = [slice_grid_lps(image, k) for k in range(nz)]
