@@ -588,7 +588,7 @@ def segment_thigh(
         arr = sitk.GetArrayFromImage(denoise(noisy))
         messages.append(
             f"image noise {100 * noise:.0f} % of the tissue signal (more than "
-            f"{100 * NOISY:.0f} %): smoothed with edge-preserving anisotropic diffusion "
+            f"{100 * NOISY:.1f} %): smoothed with edge-preserving anisotropic diffusion "
             "before segmenting (the measurements use the original image)"
         )
     report("body", 0.15)
