@@ -304,7 +304,8 @@ def test_fat_elevation_is_graded_between_fat_and_muscle():
 
 def test_canal_vessels_only_at_the_vm_adductor_sartorius_junction():
     """A bright blob where VM, adductors and sartorius meet is a vessel (taken out); an
-    equally bright blob inside VM away from that junction is oedema (kept)."""
+    equally bright blob inside VM away from that junction is oedema (kept). On T1 the same
+    with a dark flow void."""
     from myoimg.segment import compartments as comp
 
     g = {name: comp.GROUPS.index(name) + 1 for name in ("VM", "ADD", "SAR", "HAM")}
@@ -324,6 +325,22 @@ def test_canal_vessels_only_at_the_vm_adductor_sartorius_junction():
     # Not bright enough (1.3 x muscle < VESSEL_RATIO): nothing is taken out.
     sm[vessel] = 130.0
     assert not comp._canal_vessels(sm, groups, (1.0, 1.0)).any()
+    # T1-like images: flowing blood is a signal void. A dark blob at the junction goes, an
+    # equally dark one inside VM away from it stays (not a vessel by place), and muscle's
+    # own level is no void.
+    sm = np.full(groups.shape, 100.0)
+    sm[vessel | oedema] = 30.0
+    cut = comp._canal_vessels(sm, groups, (1.0, 1.0), fat_bright=True)
+    assert cut[vessel].all()
+    assert not cut[oedema].any()
+    sm[vessel] = 70.0  # 0.7 x muscle: above VESSEL_VOID_RATIO
+    assert not comp._canal_vessels(sm, groups, (1.0, 1.0), fat_bright=True).any()
+    # Fat-replaced (bright) adductors and hamstrings do not raise the level muscle is
+    # judged by: the void is still found, and normal muscle is not taken for one.
+    sm[np.isin(groups, [g["ADD"], g["HAM"]])] = 400.0
+    sm[vessel] = 30.0
+    cut = comp._canal_vessels(sm, groups, (1.0, 1.0), fat_bright=True)
+    assert cut[vessel].all() and cut.sum() == vessel.sum()
 
 
 @pytest.mark.parametrize("fat_bright", [False, True], ids=["fatsup", "t1"])
