@@ -333,6 +333,15 @@ def test_canal_vessels_only_at_the_vm_adductor_sartorius_junction():
     cut = comp._canal_vessels(sm, groups, (1.0, 1.0), fat_bright=True)
     assert cut[vessel].all()
     assert not cut[oedema].any()
+    # ... unless fat lies all round it (a vessel in its sheath away from the junction; a
+    # tendon or aponeurosis, as dark, lies in muscle)
+    ring = (np.hypot(jj - 25, ii - 25) > 4) & (np.hypot(jj - 25, ii - 25) <= 6)
+    sm[ring] = 300.0
+    cut = comp._canal_vessels(sm, groups, (1.0, 1.0), fat_bright=True)
+    assert cut[oedema].all() and cut[vessel].all()
+    sm[ring & (jj < 25)] = 100.0  # fat on one half only: a void at a septum's edge, kept
+    assert not comp._canal_vessels(sm, groups, (1.0, 1.0), fat_bright=True)[oedema].any()
+    sm[ring] = 100.0
     sm[vessel] = 70.0  # 0.7 x muscle: above VESSEL_VOID_RATIO
     assert not comp._canal_vessels(sm, groups, (1.0, 1.0), fat_bright=True).any()
     # Fat-replaced (bright) adductors and hamstrings do not raise the level muscle is

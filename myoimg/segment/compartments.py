@@ -314,6 +314,12 @@ VESSEL_RATIO = 1.5
 # On T1-like images: a flow void, below this share of muscle's signal (generated studies:
 # blood 0.1 and muscle 0.33 of fat; fat-free muscle is the darkest soft tissue there).
 VESSEL_VOID_RATIO = 0.6
+# A T1 void is a vessel anywhere if fat (brighter than this multiple of muscle's level:
+# a 1-2 mm sheath is partial volume at 1 mm pixels, fat being ~3x muscle) lies within
+# VESSEL_RING_MM of it in at least VESSEL_RING_SECTORS of 8 directions.
+VESSEL_RING_FAT = 1.5
+VESSEL_RING_MM = 2.5
+VESSEL_RING_SECTORS = 7
 # Fraction of the way from the femur centre to the muscle compartment's centroid where
 # the seed angles are measured from (0 = femur centre). Checked on the generated studies
 # and the real development case: 0.25 helps the real case (femur far off-centre) and
@@ -600,13 +606,7 @@ def _canal_vessels(
     out = np.zeros(groups.shape, dtype=bool)
     ids = [GROUPS.index(g) + 1 for g in ("VM", "ADD", "SAR")]
     healthy = np.isin(groups, [GROUPS.index(g) + 1 for g in ("ADD", "HAM")])
-    if not all((groups == i).any() for i in ids) or healthy.sum() < 50:
-        return out
-    # The canal: the point nearest to all three muscles (max of the three distances).
-    dist = [ndi.distance_transform_edt(groups != i, sampling=(sj, si)) for i in ids]
-    far = np.maximum.reduce(dist)
-    j0, i0 = np.unravel_index(np.argmin(far), far.shape)
-    if far[j0, i0] > CANAL_RADIUS_MM:
+    if healthy.sum() < 50:
         return out
     # Bright: well above muscle of this slice: the adductors and hamstrings (rarely
     # inflamed in myositis) or all labelled muscle, whichever is brighter (fat-replaced
@@ -615,20 +615,51 @@ def _canal_vessels(
     # the two levels is muscle's, and a flow void lies well below it.
     if fat_bright:
         level = min(float(np.median(sm[healthy])), float(np.median(sm[groups > 0])))
-        bright = (groups > 0) & (sm < VESSEL_VOID_RATIO * level)
+        odd = (groups > 0) & (sm < VESSEL_VOID_RATIO * level)
     else:
         level = max(float(np.median(sm[healthy])), float(np.median(sm[groups > 0])))
-        bright = (groups > 0) & (sm > VESSEL_RATIO * level)
-    lab, n = ndi.label(bright)
+        odd = (groups > 0) & (sm > VESSEL_RATIO * level)
+    lab, n = ndi.label(odd)
     if n == 0:
         return out
-    jj, ii = np.mgrid[0 : groups.shape[0], 0 : groups.shape[1]]
-    near = np.hypot((jj - j0) * sj, (ii - i0) * si) <= CANAL_RADIUS_MM
-    for lbl in np.unique(lab[near & bright]):
+    near = np.zeros(groups.shape, dtype=bool)
+    if all((groups == i).any() for i in ids):
+        # The canal: the point nearest to all three muscles (max of the three distances).
+        dist = [ndi.distance_transform_edt(groups != i, sampling=(sj, si)) for i in ids]
+        far = np.maximum.reduce(dist)
+        j0, i0 = np.unravel_index(np.argmin(far), far.shape)
+        if far[j0, i0] <= CANAL_RADIUS_MM:
+            jj, ii = np.mgrid[0 : groups.shape[0], 0 : groups.shape[1]]
+            near = np.hypot((jj - j0) * sj, (ii - i0) * si) <= CANAL_RADIUS_MM
+    # On T1 a void with fat all round it is a vessel wherever it lies (vessels run in a
+    # fat sheath; a tendon or aponeurosis, as dark, lies in muscle). On fat-suppressed
+    # images the same test took out oedema closed in by septa (see the README, session 22).
+    fat = sm > VESSEL_RING_FAT * level if fat_bright else None
+    sizes = np.bincount(lab.ravel()) * si * sj
+    for lbl in range(1, n + 1):
+        if sizes[lbl] > VESSEL_MAX_MM2:
+            continue
         blob = lab == lbl
-        if blob.sum() * si * sj <= VESSEL_MAX_MM2:
+        if (near & blob).any() or (fat is not None and _fat_ringed(blob, fat, si, sj)):
             out |= blob
     return out
+
+
+def _fat_ringed(blob: np.ndarray, fat: np.ndarray, si: float, sj: float) -> bool:
+    """True where ``fat`` (bool (j, i)) lies all round ``blob`` (bool (j, i)) within
+    VESSEL_RING_MM: in at least VESSEL_RING_SECTORS of 8 directions from the blob's
+    centre, a fifth or more of the ring's pixels are fat."""
+    jj, ii = np.nonzero(blob)
+    pad_j, pad_i = int(np.ceil(VESSEL_RING_MM / sj)) + 1, int(np.ceil(VESSEL_RING_MM / si)) + 1
+    j0, j1 = max(jj.min() - pad_j, 0), min(jj.max() + pad_j + 1, blob.shape[0])
+    i0, i1 = max(ii.min() - pad_i, 0), min(ii.max() + pad_i + 1, blob.shape[1])
+    d = ndi.distance_transform_edt(~blob[j0:j1, i0:i1], sampling=(sj, si))
+    rj, ri = np.nonzero((d > 0) & (d <= VESSEL_RING_MM))
+    ang = np.arctan2((rj + j0 - jj.mean()) * sj, (ri + i0 - ii.mean()) * si)
+    sector = ((ang + np.pi) / (2 * np.pi) * 8).astype(int) % 8
+    n = np.bincount(sector, minlength=8)
+    f = np.bincount(sector, weights=fat[j0:j1, i0:i1][rj, ri].astype(float), minlength=8)
+    return int(((n > 0) & (f >= 0.2 * n)).sum()) >= VESSEL_RING_SECTORS
 
 
 def segment_leg_slice(
