@@ -589,7 +589,7 @@ def segment_thigh(
         messages.append(
             f"image noise {100 * noise:.0f} % of the tissue signal (more than "
             f"{100 * NOISY:.1f} %): smoothed with edge-preserving anisotropic diffusion "
-            "before segmenting (the measurements use the original image)"
+            "for the segmentation only (intensities are measured on the original image)"
         )
     report("body", 0.15)
 
