@@ -636,11 +636,12 @@ def _canal_vessels(
     # images the same test took out oedema closed in by septa (see the README, session 22).
     fat = sm > VESSEL_RING_FAT * level if fat_bright else None
     sizes = np.bincount(lab.ravel()) * si * sj
+    at_canal = set(np.unique(lab[near]).tolist()) - {0}
     for lbl in range(1, n + 1):
-        if sizes[lbl] > VESSEL_MAX_MM2:
+        if sizes[lbl] > VESSEL_MAX_MM2 or (fat is None and lbl not in at_canal):
             continue
         blob = lab == lbl
-        if (near & blob).any() or (fat is not None and _fat_ringed(blob, fat, si, sj)):
+        if lbl in at_canal or _fat_ringed(blob, fat, si, sj):
             out |= blob
     return out
 
