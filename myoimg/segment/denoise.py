@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
+from scipy import stats
 
 __all__ = ["NOISY", "denoise", "relative_noise"]
 
@@ -54,13 +55,13 @@ def relative_noise(arr: np.ndarray, body: np.ndarray) -> float:
         from the rest.)
     """
     out = []
-    for s, b in zip(arr.astype(np.float32), body, strict=True):
+    for s, b in zip(np.asarray(arr, dtype=np.float32), body, strict=True):
         inner = ndi.binary_erosion(b, iterations=3)[1:-1, 1:-1]
         if inner.sum() < 100:
             continue
         lap = s[1:-1, 2:] + s[1:-1, :-2] + s[2:, 1:-1] + s[:-2, 1:-1] - 4.0 * s[1:-1, 1:-1]
         r = lap[inner] / np.sqrt(20.0)
-        sd = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+        sd = float(stats.median_abs_deviation(r, scale="normal"))
         top = float(np.median(s[1:-1, 1:-1][inner]))
         if top > 0:
             out.append(sd / top)
