@@ -97,6 +97,34 @@ def test_select_series_errors_list_candidates(exam, tmp_path):
     assert "STIR_tra_repeat" in str(err.value)
 
 
+def test_stations_of_one_acquisition_are_named_in_the_error(tmp_path):
+    """Two STIR stations (upper and lower thigh, one slice of overlap): the refusal says
+    they look like stations and why they are not joined; a repeat at the same positions
+    or series 5 cm apart are not called stations."""
+    study, frame = "1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.3680043.8.498.2"
+    common = dict(n_slices=8, study_uid=study, frame_of_reference_uid=frame)
+    lower = write_series(tmp_path / "st" / "a", origin=(-60.0, -40.0, 100.0),
+                         description="STIR_tra_1", series_number=4, **common)  # fmt: skip
+    write_series(tmp_path / "st" / "b", origin=(-60.0, -40.0, 135.0),
+                 description="STIR_tra_2", series_number=5, **common)  # fmt: skip
+    result = scan(tmp_path / "st")
+    assert [s.slice_range for s in result.series] == [(100.0, 135.0), (135.0, 170.0)]
+    with pytest.raises(SeriesSelectionError, match="stations of one acquisition") as err:
+        select_series(result, "t2fs")
+    msg = str(err.value)
+    assert "100 to 135 mm" in msg and "135 to 170 mm" in msg and "--series N" in msg
+    assert select_series(result, "t2fs", series=lower.series_uid).description == "STIR_tra_1"
+    # A repeat over the same positions, or a second series 5 cm further: not stations.
+    for name, z0 in (("repeat", 100.0), ("far", 220.0)):
+        folder = tmp_path / name
+        shutil.copytree(tmp_path / "st" / "a", folder / "a")
+        write_series(folder / "b", origin=(-60.0, -40.0, z0), description="STIR_tra_2",
+                     series_number=5, **common)  # fmt: skip
+        with pytest.raises(SeriesSelectionError, match="2 series match") as err:
+            select_series(scan(folder), "t2fs")
+        assert "stations of one" not in str(err.value)
+
+
 def test_select_series_in_order_of_preference(exam, tmp_path):
     """A tuple of roles: the first role any series has decides (`myoimg segment` asks for
     the T2-FS series, else the folder's one volume: a T1 series or a 3-D coronal one)."""
@@ -149,6 +177,8 @@ def test_format_series_table(exam):
     stir = next(line for line in lines if "t2_tirm" in line)
     assert stir.split()[:5] == ["3", "MR", "axial", "8", "10x12"]
     assert "0.80x0.90x6.00" in stir and "t2fs" in stir and "20260102" in stir
+    z0 = scan(exam).series[2].slice_range[0]
+    assert f"{z0:.0f}..{z0 + 7 * 6:.0f}" in stir  # 8 slices 6 mm apart
     assert "localizer" in lines[1]
     assert lines[-1].startswith("5 series in 30 files (3 ")
 

@@ -47,7 +47,9 @@ class SeriesInfo:
 
     ``pixel_spacing`` is DICOM order (row spacing, column spacing) in mm;
     ``slice_spacing`` (mm) is the median distance between neighbouring slice
-    positions along the normal (None for fewer than two positions). ``index`` is
+    positions along the normal (None for fewer than two positions) and ``slice_range``
+    the first and last of those positions (mm along the normal of ImageOrientationPatient:
+    the cross product of its row and column directions). ``index`` is
     the 1-based number shown by :func:`format_series_table`; ``stack`` numbers the
     stacks of one SeriesInstanceUID (0 if the UID holds one stack).
     """
@@ -80,6 +82,7 @@ class SeriesInfo:
     number_of_frames: int = 1
     orientation: tuple[float, ...] | None = None
     stack: int = 0
+    slice_range: tuple[float, float] | None = None
 
     @property
     def n_slices(self) -> int:
@@ -280,29 +283,27 @@ def _split_acquisitions(headers: list[_Header]) -> list[list[_Header]]:
     return [headers]
 
 
-def _slice_spacing(headers: list[_Header], iop) -> float | None:
+def _slice_positions(headers: list[_Header], iop) -> list[float]:
+    """Sorted distinct slice positions along the normal of ``iop`` (mm)."""
     if iop is None or len(iop) != 6:
-        return None
+        return []
     normal = np.cross(np.asarray(iop[:3]), np.asarray(iop[3:]))
-    proj = sorted({round(float(np.dot(h.ipp, normal)), 4) for h in headers if h.ipp})
-    if len(proj) < 2:
-        return None
-    return float(np.median(np.diff(proj)))
+    return sorted({round(float(np.dot(h.ipp, normal)), 4) for h in headers if h.ipp})
 
 
-def _multiframe_spacing(ds) -> float | None:
+def _multiframe_positions(ds) -> list[float]:
+    """Sorted distinct frame positions along the normal of a multi-frame object (mm)."""
     seq = ds.get("PerFrameFunctionalGroupsSequence")
     iop = _floats(_frame_attr(ds, "PlaneOrientationSequence", "ImageOrientationPatient"))
     if not seq or iop is None:
-        return None
+        return []
     normal = np.cross(np.asarray(iop[:3]), np.asarray(iop[3:]))
     proj = []
     for item in seq:
         pps = item.get("PlanePositionSequence")
         if pps and "ImagePositionPatient" in pps[0]:
             proj.append(round(float(np.dot(_floats(pps[0].ImagePositionPatient), normal)), 4))
-    proj = sorted(set(proj))
-    return float(np.median(np.diff(proj))) if len(proj) > 1 else None
+    return sorted(set(proj))
 
 
 def _info(stack: list[_Header], stack_no: int) -> SeriesInfo:
@@ -313,9 +314,10 @@ def _info(stack: list[_Header], stack_no: int) -> SeriesInfo:
     if spacing is None and nframes > 1:
         spacing = _floats(_frame_attr(ds, "PixelMeasuresSequence", "PixelSpacing"))
     if len(stack) == 1 and nframes > 1:
-        slice_spacing = _multiframe_spacing(ds)
+        positions = _multiframe_positions(ds)
     else:
-        slice_spacing = _slice_spacing(stack, iop)
+        positions = _slice_positions(stack, iop)
+    slice_spacing = float(np.median(np.diff(positions))) if len(positions) > 1 else None
     acq_dt = _text(ds, "AcquisitionDateTime")
     return SeriesInfo(
         index=0,
@@ -332,6 +334,7 @@ def _info(stack: list[_Header], stack_no: int) -> SeriesInfo:
         columns=int(ds.get("Columns", 0) or 0),
         pixel_spacing=(spacing[0], spacing[1]) if spacing and len(spacing) == 2 else None,
         slice_spacing=slice_spacing,
+        slice_range=(positions[0], positions[-1]) if positions else None,
         study_date=_text(ds, "StudyDate"),
         series_date=_text(ds, "SeriesDate"),
         series_time=_text(ds, "SeriesTime"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from myoimg.errors import SeriesSelectionError
 from myoimg.io.scan import ScanResult, SeriesInfo
 
@@ -57,6 +59,47 @@ def guess_role(info: SeriesInfo) -> str | None:
             return None
         return "t2fs"
     return None
+
+
+def _station_note(series: list[SeriesInfo]) -> str | None:
+    """Why several matches look like stations of one acquisition, or None.
+
+    Stations: one study and frame of reference, one orientation (normals within ~2.5
+    deg) and pixel spacing (2 %), slice ranges that follow each other along the normal,
+    each overlapping the next by less than half the shorter one and at most three
+    slices apart (a repeat of one station covers the same positions instead).
+    """
+    if len(series) < 2 or len({s.study_uid for s in series}) > 1:
+        return None
+    fors = {s.frame_of_reference_uid for s in series if s.frame_of_reference_uid}
+    if len(fors) > 1 or any(
+        s.orientation is None or s.pixel_spacing is None or s.slice_range is None
+        or not s.slice_spacing for s in series
+    ):  # fmt: skip
+        return None
+    ref = series[0]
+    n0 = np.cross(np.asarray(ref.orientation[:3]), np.asarray(ref.orientation[3:]))
+    for s in series[1:]:
+        n = np.cross(np.asarray(s.orientation[:3]), np.asarray(s.orientation[3:]))
+        if float(np.dot(n0, n)) < 0.999:
+            return None
+        if not np.allclose(s.pixel_spacing, ref.pixel_spacing, rtol=0.02):
+            return None
+    ordered = sorted(series, key=lambda s: s.slice_range[0])
+    for a, b in zip(ordered[:-1], ordered[1:], strict=True):
+        (a0, a1), (b0, b1) = a.slice_range, b.slice_range
+        shorter = min(a1 - a0, b1 - b0)
+        step = max(a.slice_spacing, b.slice_spacing)
+        if a1 - b0 >= 0.5 * shorter or b0 - a1 > 3.0 * step:
+            return None
+    ranges = ", ".join(f"#{s.index} {s.slice_range[0]:.0f} to {s.slice_range[1]:.0f} mm"
+                       for s in ordered)  # fmt: skip
+    return (
+        f"they look like stations of one acquisition, one after the other along the body "
+        f"(slice positions along the normal: {ranges}). myoimg does not join stations: each "
+        "has its own receive-coil scaling, which would bias one oedema reference across the "
+        "junction; choose one station (the one that shows the femoral shaft best)"
+    )
 
 
 def _candidates_text(series: list[SeriesInfo]) -> str:
@@ -145,9 +188,11 @@ def select_series(
             f"no series for {label} in {result.folder} ({len(result.series)} series found); "
             f"{hint}. Candidates:\n{_candidates_text(result.series)}"
         )
+    note = _station_note(matches)
     raise SeriesSelectionError(
-        f"{len(matches)} series match {label} in {result.folder}; {hint}. "
-        f"Candidates:\n{_candidates_text(matches)}"
+        f"{len(matches)} series match {label} in {result.folder}; "
+        + (f"{note}, {hint.removeprefix('choose ')}. " if note else f"{hint}. ")
+        + f"Candidates:\n{_candidates_text(matches)}"
     )
 
 
@@ -159,10 +204,13 @@ def format_series_table(result: ScanResult) -> str:
     """Plain-text table of the series of a scan, one line per series/stack.
 
     Columns: index, modality, plane, number of images, matrix (columns x rows),
-    voxel spacing in mm (column x row x slice), series date, description, role guess,
-    shortened SeriesInstanceUID (with /stack when one UID holds several stacks).
+    voxel spacing in mm (column x row x slice), first and last slice position along the
+    slice normal in mm (tells stations of one acquisition apart), series date,
+    description, role guess, shortened SeriesInstanceUID (with /stack when one UID holds
+    several stacks).
     """
-    header = ("#", "mod", "plane", "n", "matrix", "spacing mm", "date", "description", "role", "uid")
+    header = ("#", "mod", "plane", "n", "matrix", "spacing mm", "slices mm", "date",
+              "description", "role", "uid")  # fmt: skip
     rows = []
     for s in result.series:
         if s.pixel_spacing:
@@ -180,6 +228,7 @@ def format_series_table(result: ScanResult) -> str:
                 str(s.n_slices),
                 f"{s.columns}x{s.rows}",
                 sp,
+                f"{s.slice_range[0]:.0f}..{s.slice_range[1]:.0f}" if s.slice_range else "-",
                 s.series_date or s.study_date or "-",
                 desc if len(desc) <= 32 else desc[:31] + "~",
                 guess_role(s) or ("localizer" if s.is_localizer else "-"),
