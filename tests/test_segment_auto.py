@@ -370,6 +370,30 @@ def test_detect_contrast_from_image(huashan):
     assert detect_contrast(t1)[0] == "t1"
 
 
+def test_detect_contrast_t1_of_fat_replaced_muscle(huashan):
+    """A T1-like copy of the real case (a dystrophy: many muscles fat-replaced): fat
+    signal as the water image's complement inside the body, muscle at 0.3 of fat. Its
+    subcutaneous fat is only 1.10 x the deep thigh's median (under FAT_OVER_MUSCLE: the
+    first rule alone calls it fat-suppressed), but nothing deep is much brighter than the
+    fat: fat-bright. The water image itself stays fat-suppressed (95th percentile 2.9 x)."""
+    from myoimg.segment import contrast
+    from myoimg.segment.thigh import body_mask
+
+    image = huashan[0]
+    a = sitk.GetArrayFromImage(image).astype(np.float32)
+    sp = image.GetSpacing()
+    body = body_mask(a, (sp[0], sp[1]))
+    hi = float(np.percentile(a[body], 99))
+    fatness = np.clip(1.0 - a / (0.7 * hi), 0.0, 1.0)
+    t1 = sitk.GetImageFromArray(np.where(body, hi * (0.3 + 0.7 * fatness), 0.0).astype(np.float32))
+    t1.CopyInformation(image)
+    fam, reason = detect_contrast(t1)
+    assert fam == "t1" and "fat-replaced" in reason
+    ring_ratio = float(reason.split("ratio ")[1].split(")")[0])
+    assert 1.0 < ring_ratio < contrast.FAT_OVER_MUSCLE  # the first rule alone would miss it
+    assert detect_contrast(image)[0] == "fatsup"
+
+
 def test_detect_contrast_header_missing_falls_back_to_image(huashan):
     ds = pydicom.Dataset()
     ds.SeriesDescription = "thigh axial"

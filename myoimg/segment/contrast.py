@@ -51,6 +51,18 @@ _T1 = [
 ]
 
 
+#: Subcutaneous fat over the deep thigh's median (mostly muscle) above which an image is
+#: fat-bright (T1-like).
+FAT_OVER_MUSCLE = 1.15
+#: The deep thigh's 95th percentile over the subcutaneous fat below which an image is
+#: fat-bright even when fat and deep thigh are alike (muscles mostly fat-replaced). On
+#: fat-suppressed images muscle, oedema and vessels are several times brighter than the
+#: suppressed fat (real Dixon water case of a dystrophy 2.9, with its quadriceps made
+#: fat-like 2.3; generated STIR 8-18); on fat-bright ones fat and fatty marrow are the
+#: brightest tissue (generated T1 1.0-1.4; a T1-like copy of the real case 1.3).
+BRIGHTEST_OVER_FAT = 1.8
+
+
 def normalise_contrast(name: str) -> str:
     """Map a user-facing contrast name to its family; raise ValueError when unknown."""
     key = name.strip().lower()
@@ -100,11 +112,22 @@ def _from_image(image: sitk.Image, body: np.ndarray | None = None) -> tuple[str,
     if not ring_vals or sum(v.size for v in deep_vals) == 0:
         return "fatsup", "no body found in the image; assumed fat-suppressed"
     ring = float(np.median(np.concatenate(ring_vals)))
-    deep = float(np.median(np.concatenate(deep_vals)))
+    deep_all = np.concatenate(deep_vals)
+    deep, top = (float(v) for v in np.percentile(deep_all, [50, 95]))
     ratio = ring / max(deep, 1e-6)
-    if ratio > 1.15:
+    if ratio > FAT_OVER_MUSCLE:
         return "t1", f"image: subcutaneous fat brighter than muscle (ratio {ratio:.2f})"
-    return "fatsup", f"image: subcutaneous fat not brighter than muscle (ratio {ratio:.2f})"
+    over = top / max(ring, 1e-6)
+    if over < BRIGHTEST_OVER_FAT:
+        return "t1", (
+            f"image: subcutaneous fat about as bright as the deep thigh (ratio {ratio:.2f}), "
+            f"but nothing there much brighter than it (95th percentile {over:.2f} x the fat): "
+            "fat-bright, with much of the muscle fat-replaced"
+        )
+    return "fatsup", (
+        f"image: subcutaneous fat not brighter than muscle (ratio {ratio:.2f}; the deep "
+        f"thigh's 95th percentile {over:.2f} x the fat)"
+    )
 
 
 def detect_contrast(
@@ -114,7 +137,10 @@ def detect_contrast(
 
     The header decides when it names the sequence (ScanOptions FS/IR; descriptions with
     STIR/TIRM/SPAIR/FS/water vs T1/fat/in-phase); otherwise the image decides: fat bright
-    relative to the deep thigh (mostly muscle) means a T1-like contrast. ``body``: the
+    relative to the deep thigh (mostly muscle) means a T1-like contrast, and so does fat
+    that nothing in the deep thigh much outshines (a T1 of fat-replaced muscles; see
+    FAT_OVER_MUSCLE and BRIGHTEST_OVER_FAT). Subcutaneous fat: the outer 3-8 mm of the
+    body outline; deep thigh: more than 25 mm inside it. ``body``: the
     (k, j, i) body mask of ``image`` when the caller has it
     (:func:`myoimg.segment.thigh.body_mask`); computed here otherwise.
     """
