@@ -244,8 +244,14 @@ def test_brain_like_blob_is_refused():
         arr[vent] = 60.0
     img = sitk.GetImageFromArray(arr)
     img.SetSpacing((1.0, 1.0, 5.0))
-    with pytest.raises(SegmentationError, match="femur"):
+    with pytest.raises(SegmentationError, match="femur") as err:
         segment_thigh(img)
+    # The contrast came from the image (the femur search depends on it): the refusal
+    # says which family was taken and how to give the other; not when the user chose it.
+    assert "contrast was taken as" in str(err.value) and "--contrast" in str(err.value)
+    with pytest.raises(SegmentationError, match="femur") as err:
+        segment_thigh(img, contrast="t2fs")
+    assert "--contrast" not in str(err.value)
 
 
 def test_2d_and_4d_inputs_are_refused():

@@ -602,9 +602,17 @@ def segment_thigh(
     found = [any(p[k] is not None for p in picks) for k in range(nz)]
     n_found = int(sum(found))
     if n_found == 0 or n_found < 0.5 * nz:
+        # The femur search depends on the contrast family (marrow dark or bright): a
+        # family decided from the image alone may be the cause.
+        hint = (
+            f"; the contrast was taken as {_FAMILY_NAME[family]} ({reason}): if that is "
+            f"wrong, give contrast={'t1' if family == 'fatsup' else 't2fs'} (--contrast)"
+            if contrast == "auto" and reason.startswith("image")
+            else ""
+        )
         raise SegmentationError(
             f"this series does not look like a thigh: a femur was found on {n_found} of {nz} "
-            "slices (need at least half); check the series (axial thigh MRI expected)"
+            f"slices (need at least half); check the series (axial thigh MRI expected){hint}"
         )
     # Where the femur is seen, not filled in: the paired fill and the level model's shaft ends.
     detected = [[k for k in range(nz) if p[k] is not None] for p in picks]
