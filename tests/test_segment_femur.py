@@ -96,3 +96,27 @@ def test_narrow_blob_past_a_gap_does_not_extend_the_shaft():
     cands[13] = [cand(100.0, 26.0)]
     _, picks = _femur_tracks(cands, len(cands), 24.0)
     assert picks[1][13] is not None
+
+
+def test_fat_image_prefers_the_void_with_marrow_inside():
+    """A Dixon-fat-like slice of a partly fat-replaced thigh (deep thigh mostly fat-like,
+    so not the fat-dominant case): spared muscle is near black, and a spared round belly
+    45 mm behind the femur is as round and dark as the cortex. Two such voids in one limb
+    cancel each other (neither counts as the femur); on a fat-bright image the one with
+    fatty marrow inside is bone and the belly no rival."""
+    jj, ii = np.mgrid[0:200, 0:200].astype(float)
+    x, y = ii - 100.0, jj - 100.0
+    r = np.hypot(x, y)
+    fat = 900.0
+    sl = np.where(r <= 80.0, fat, 0.0)  # subcutaneous fat 70-80 mm
+    sl[r <= 70.0] = 650.0  # fat-replaced muscle
+    sl[(r > 16.0) & (r < 30.0) & (y < 0)] = 8.0  # spared quadriceps in front
+    sl[np.hypot(x, y - 45.0) < 12.0] = 8.0  # a spared round belly behind
+    sl[r < 12.0] = 5.0  # cortex
+    sl[r < 6.6] = fat  # marrow
+    sl = (sl + np.random.default_rng(0).normal(0.0, 4.0, sl.shape)).astype(np.float32)
+    body = r <= 80.0
+    assert find_femurs(sl, body, (1.0, 1.0), x, y) == []  # the two voids cancel
+    (fem,) = find_femurs(sl, body, (1.0, 1.0), x, y, fat_bright=True)
+    assert np.hypot(*fem.centre_xy) < 1.0 and fem.fat_core
+    assert fem.radius_mm == pytest.approx(12.0, abs=0.5)

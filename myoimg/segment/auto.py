@@ -595,7 +595,10 @@ def segment_thigh(
 
     grids = [slice_grid_lps(image, k) for k in range(nz)]
     cands = list(
-        thread_map(lambda k: find_femurs(arr[k], body[k], spacing_ij, *grids[k]), range(nz))
+        thread_map(
+            lambda k: find_femurs(arr[k], body[k], spacing_ij, *grids[k], fat_bright=fat_bright),
+            range(nz),
+        )
     )
     report("femur", 0.35)
     tracks, picks = _femur_tracks(cands, nz, float(sp[2]))

@@ -41,6 +41,11 @@ CORTEX_EDGE_LEVEL = 0.5
 # image (Dixon fat, fat fraction) where muscle and cortex are both near black and only the
 # marrow, which is fat, shows the bone; the search then looks for the marrow.
 FAT_DOMINANT_RATIO = 0.2
+# On fat-bright images the marrow is fat: a cortex void holds at least MARROW_CORE_MIN of
+# its area above MARROW_LEVEL x the subcutaneous fat's signal (canal/shaft area ratio
+# 0.55^2 = 0.3; thick slices and partial volume take some of it).
+MARROW_LEVEL = 0.5
+MARROW_CORE_MIN = 0.1
 # Medullary canal over outer diameter of the femoral shaft: 0.4-0.7 in adults (thicker
 # cortex when young, thinner with age and osteoporosis), 0.55 taken: the bone's outline
 # from its marrow where the cortex cannot be told from muscle.
@@ -56,6 +61,8 @@ class FemurCandidate:
     centre_xy: tuple[float, float]  # LPS mm
     radius_mm: float
     score: float
+    from_marrow: bool = False  # found as its bright marrow (fat-bright images)
+    fat_core: bool = False  # a void holding fat (marrow) inside, on fat-bright images
 
 
 def _dark_threshold(sm: np.ndarray, body: np.ndarray, depth: np.ndarray) -> float:
@@ -85,6 +92,7 @@ def find_femurs(
     spacing_ij: tuple[float, float],
     x: np.ndarray,
     y: np.ndarray,
+    fat_bright: bool = False,
 ) -> list[FemurCandidate]:
     """Return 0, 1 or 2 femur candidates on one slice, best first.
 
@@ -98,22 +106,61 @@ def find_femurs(
         Column and row spacing in mm.
     x, y : ndarray (j, i)
         LPS coordinates (mm) of each pixel.
+    fat_bright : bool
+        The image is fat-bright (T1, Dixon fat or in-phase). Cortex voids with fatty
+        marrow inside are preferred to voids without (on a Dixon fat image near-black
+        muscle bellies are as round and dark as the cortex), and where no void is found
+        the bright marrow is searched instead (the void merges with near-black muscle
+        round it, while the marrow stays an island of fat in its cortex ring).
     """
     if not body.any():
         return []
     si, sj = spacing_ij
-    px = min(si, sj)
     sm = ndi.gaussian_filter(sl.astype(np.float32), sigma=(0.7 / sj, 0.7 / si))
     depth = ndi.distance_transform_edt(body, sampling=(sj, si))
     ref = _dark_threshold(sm, body, depth) / 0.3
     ring = body & (depth >= SUBCUT_RING_MM[0]) & (depth <= SUBCUT_RING_MM[1])
     fat = float(np.median(sm[ring])) if ring.sum() > 20 else 0.0
     marrow_only = fat > 0.0 and ref < FAT_DOMINANT_RATIO * fat
-    if marrow_only:
+    cands: list[FemurCandidate] = []
+    if not marrow_only:
+        core = MARROW_LEVEL * fat if fat_bright else None
+        cands = _void_candidates(sm, body, depth, ref, (si, sj), x, y, marrow=False,
+                                 core_level=core)  # fmt: skip
+        if any(c.fat_core for c in cands):
+            # Voids with fatty marrow inside are bone; voids without (near-black muscle
+            # bellies on a fat image) neither compete with them nor count as rivals.
+            # Where none holds fat (red marrow, as dark as muscle on T1), all stay.
+            cands = [c for c in cands if c.fat_core]
+    if marrow_only or (fat_bright and fat > 0.0 and not cands):
         # Fat (and marrow) dark, muscle and cortex bright: the void search finds the marrow.
-        sm = np.maximum(fat - sm, 0.0)
-        ref = _dark_threshold(sm, body, depth) / 0.3
-    to_shaft = 1.0 / CANAL_TO_SHAFT if marrow_only else 1.0  # blob diameter -> shaft's
+        inv = np.maximum(fat - sm, 0.0)
+        cands = _void_candidates(inv, body, depth, _dark_threshold(inv, body, depth) / 0.3,
+                                 (si, sj), x, y, marrow=True)  # fmt: skip
+    cands.sort(key=lambda c: -c.score)
+    return _finish(cands, body, sm, ref, (si, sj))
+
+
+def _void_candidates(
+    sm: np.ndarray,
+    body: np.ndarray,
+    depth: np.ndarray,
+    ref: float,
+    spacing_ij: tuple[float, float],
+    x: np.ndarray,
+    y: np.ndarray,
+    marrow: bool,
+    core_level: float | None = None,
+) -> list[FemurCandidate]:
+    """Round, deep, shaft-sized dark blobs of ``sm`` at a few void levels (fractions of
+    ``ref``); ``marrow``: the blobs are the medullary canal (their diameter is turned into
+    the shaft's); ``core_level``: a blob with MARROW_CORE_MIN of its pixels above it holds
+    fat inside (``fat_core``: the marrow inside the cortex ring, on fat-bright images; a
+    near-black muscle belly on a Dixon fat image is as round and dark as the cortex, but
+    holds none)."""
+    si, sj = spacing_ij
+    px = min(si, sj)
+    to_shaft = 1.0 / CANAL_TO_SHAFT if marrow else 1.0  # blob diameter -> shaft's
     cands: list[FemurCandidate] = []
     # Cortex contrast varies along the shaft and between sequences: try a few void levels
     # (fractions of the deep-thigh median) and keep the best-shaped blob.
@@ -146,6 +193,7 @@ def find_femurs(
             size_pen = 1.0 if 18.0 <= diam <= 42.0 else 0.6
             score = reg.solidity * (1.0 - 0.5 * reg.eccentricity) * size_pen
             m = lab == reg.label
+            cored = core_level is not None and (sm[m] > core_level).mean() >= MARROW_CORE_MIN
             cands.append(
                 FemurCandidate(
                     mask=m,
@@ -153,9 +201,24 @@ def find_femurs(
                     centre_xy=(float(x[m].mean()), float(y[m].mean())),
                     radius_mm=diam / 2.0,
                     score=float(score),
+                    from_marrow=marrow,
+                    fat_core=cored,
                 )
             )
-    cands.sort(key=lambda c: -c.score)
+    return cands
+
+
+def _finish(
+    cands: list[FemurCandidate],
+    body: np.ndarray,
+    sm: np.ndarray,
+    ref: float,
+    spacing_ij: tuple[float, float],
+) -> list[FemurCandidate]:
+    """One candidate per bone, no rival voids, at most two femurs, masks to the shaft's
+    outline."""
+    si, sj = spacing_ij
+    px = min(si, sj)
     # The same bone found at several void levels: keep its best version only.
     unique: list[FemurCandidate] = []
     for c in cands:
@@ -190,7 +253,7 @@ def find_femurs(
     # "muscle" round the shaft that walls the vastus intermedius in (thick T1 slices).
     r_edge = max(1, int(round(CORTEX_EDGE_MM / px)))
     for c in chosen:
-        if marrow_only:
+        if c.from_marrow:
             # The cortex is as dark as muscle here: the bone is its marrow widened to the
             # shaft's outer radius (the candidate's radius already is that radius).
             r_canal = float(np.sqrt(c.mask.sum() * si * sj / np.pi))
