@@ -120,3 +120,24 @@ def test_fat_image_prefers_the_void_with_marrow_inside():
     (fem,) = find_femurs(sl, body, (1.0, 1.0), x, y, fat_bright=True)
     assert np.hypot(*fem.centre_xy) < 1.0 and fem.fat_core
     assert fem.radius_mm == pytest.approx(12.0, abs=0.5)
+
+
+def test_t1_with_red_marrow_keeps_the_void():
+    """T1 with red marrow (reconverted after chemotherapy or lymphodepletion, or young):
+    the marrow is about muscle's signal, not fat's, so no void holds fat; the cortex void
+    is still the femur on a fat-bright image, as before the fatty-marrow preference."""
+    jj, ii = np.mgrid[0:200, 0:200].astype(float)
+    x, y = ii - 100.0, jj - 100.0
+    r = np.hypot(x, y)
+    fat = 900.0
+    sl = np.where(r <= 80.0, fat, 0.0)  # subcutaneous fat 70-80 mm
+    sl[r <= 70.0] = 0.35 * fat  # muscle on T1
+    sl[r < 12.0] = 5.0  # cortex
+    sl[r < 6.6] = 0.4 * fat  # red marrow: below MARROW_LEVEL x fat
+    sl = (sl + np.random.default_rng(0).normal(0.0, 4.0, sl.shape)).astype(np.float32)
+    body = r <= 80.0
+    (plain,) = find_femurs(sl, body, (1.0, 1.0), x, y)
+    (fem,) = find_femurs(sl, body, (1.0, 1.0), x, y, fat_bright=True)
+    assert not fem.fat_core and not fem.from_marrow
+    assert fem.centre_xy == pytest.approx(plain.centre_xy)
+    assert fem.radius_mm == pytest.approx(plain.radius_mm)
