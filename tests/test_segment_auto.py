@@ -400,6 +400,26 @@ def test_detect_contrast_t1_of_fat_replaced_muscle(huashan):
     assert detect_contrast(image)[0] == "fatsup"
 
 
+def test_detect_contrast_lean_fat_suppressed_thigh():
+    """A lean patient's fat-suppressed image without oedema: the 3-8 mm ring under the skin
+    is mostly muscle, so nothing deep outshines it (95th percentile < BRIGHTEST_OVER_FAT x
+    the ring), but neither is the ring brighter than the deep thigh's darker quarter: it
+    stays fat-suppressed (without FAT_OVER_DARK_QUARTER it would be taken for T1)."""
+    from myoimg.segment import contrast
+
+    kk, jj, ii = np.mgrid[0:4, 0:200, 0:200]
+    r = np.hypot(jj - 100.0, ii - 100.0)
+    rng = np.random.default_rng(0)
+    arr = np.where(r <= 80.0, 1000.0 + rng.normal(0.0, 60.0, r.shape), 0.0)  # muscle
+    arr[(r > 77.0) & (r <= 80.0)] = 150.0  # a 2-3 mm layer of suppressed fat
+    arr[r < 12.0] = 30.0  # femur
+    img = sitk.GetImageFromArray(arr.astype(np.float32))
+    img.SetSpacing((1.0, 1.0, 5.0))
+    fam, reason = detect_contrast(img)
+    over = float(reason.split("95th percentile ")[1].split(" x")[0])
+    assert fam == "fatsup" and over < contrast.BRIGHTEST_OVER_FAT, reason
+
+
 def test_detect_contrast_header_missing_falls_back_to_image(huashan):
     ds = pydicom.Dataset()
     ds.SeriesDescription = "thigh axial"

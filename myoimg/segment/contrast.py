@@ -61,6 +61,13 @@ FAT_OVER_MUSCLE = 1.15
 #: fat-like 2.3; generated STIR 8-18); on fat-bright ones fat and fatty marrow are the
 #: brightest tissue (generated T1 1.0-1.4; a T1-like copy of the real case 1.3).
 BRIGHTEST_OVER_FAT = 1.8
+#: ...provided the subcutaneous ring is clearly brighter than the deep thigh's darker
+#: quarter (its remaining muscle on a fat-bright image): on a lean patient's
+#: fat-suppressed image the 3-8 mm ring is partly muscle and nothing deep outshines it
+#: either, but it is no brighter than the deep muscle. Measured ring / lower quartile:
+#: fat-suppressed real case 1.25, generated STIR 0.15-0.36; T1-like copy of the real case
+#: 1.63, generated T1 2.2-3.2.
+FAT_OVER_DARK_QUARTER = 1.4
 
 
 def normalise_contrast(name: str) -> str:
@@ -113,12 +120,12 @@ def _from_image(image: sitk.Image, body: np.ndarray | None = None) -> tuple[str,
         return "fatsup", "no body found in the image; assumed fat-suppressed"
     ring = float(np.median(np.concatenate(ring_vals)))
     deep_all = np.concatenate(deep_vals)
-    deep, top = (float(v) for v in np.percentile(deep_all, [50, 95]))
+    low, deep, top = (float(v) for v in np.percentile(deep_all, [25, 50, 95]))
     ratio = ring / max(deep, 1e-6)
     if ratio > FAT_OVER_MUSCLE:
         return "t1", f"image: subcutaneous fat brighter than muscle (ratio {ratio:.2f})"
     over = top / max(ring, 1e-6)
-    if over < BRIGHTEST_OVER_FAT:
+    if over < BRIGHTEST_OVER_FAT and ring > FAT_OVER_DARK_QUARTER * low:
         return "t1", (
             f"image: subcutaneous fat about as bright as the deep thigh (ratio {ratio:.2f}), "
             f"but nothing there much brighter than it (95th percentile {over:.2f} x the fat): "
