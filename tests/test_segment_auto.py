@@ -343,6 +343,8 @@ def test_unknown_contrast_name_is_refused(huashan):
         ({"SeriesDescription": "T1 TSE AX"}, "t1"),
         ({"SeriesDescription": "Dixon_in_phase"}, "t1"),
         ({"SeriesDescription": "t1_vibe_dixon_F"}, "t1"),
+        ({"SeriesDescription": "t2_tse_dixon_tra_IN"}, "t1"),
+        ({"SeriesDescription": "mDIXON IP"}, "t1"),
         ({"SeriesDescription": "T1W fat sat"}, "fatsup"),
     ],
 )

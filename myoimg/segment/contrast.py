@@ -46,7 +46,9 @@ _FATSUP = [
 ]
 _T1 = [
     (r"(?<![a-z])t1", "T1"),
-    (r"in[ _-]?phase|(?<![a-z])ip(?![a-z])", "in-phase"),
+    # GE "InPhase", Philips mDIXON "IP", Siemens Dixon "_IN" (a bare "in" only next to
+    # "dixon": elsewhere it is an English word)
+    (r"in[ _-]?phase|(?<![a-z])ip(?![a-z])|dixon.*(?<![a-z0-9])in(?![a-z0-9])", "in-phase"),
     (r"(?<![a-z0-9])f(?![a-z0-9])|\bfat\b", "Dixon fat"),
 ]
 
