@@ -637,29 +637,32 @@ def _canal_vessels(
     fat = sm > VESSEL_RING_FAT * level if fat_bright else None
     sizes = np.bincount(lab.ravel()) * si * sj
     at_canal = set(np.unique(lab[near]).tolist()) - {0}
-    for lbl in range(1, n + 1):
+    # Each blob is judged in its bounding box widened by the ring (not on the whole slice).
+    pad_j, pad_i = int(np.ceil(VESSEL_RING_MM / sj)) + 1, int(np.ceil(VESSEL_RING_MM / si)) + 1
+    for lbl, (bj, bi) in enumerate(ndi.find_objects(lab), start=1):
         if sizes[lbl] > VESSEL_MAX_MM2 or (fat is None and lbl not in at_canal):
             continue
-        blob = lab == lbl
-        if lbl in at_canal or _fat_ringed(blob, fat, si, sj):
-            out |= blob
+        win = (
+            slice(max(bj.start - pad_j, 0), min(bj.stop + pad_j, groups.shape[0])),
+            slice(max(bi.start - pad_i, 0), min(bi.stop + pad_i, groups.shape[1])),
+        )
+        blob = lab[win] == lbl
+        if lbl in at_canal or _fat_ringed(blob, fat[win], si, sj):
+            out[win] |= blob
     return out
 
 
 def _fat_ringed(blob: np.ndarray, fat: np.ndarray, si: float, sj: float) -> bool:
-    """True where ``fat`` (bool (j, i)) lies all round ``blob`` (bool (j, i)) within
-    VESSEL_RING_MM: in at least VESSEL_RING_SECTORS of 8 directions from the blob's
-    centre, a fifth or more of the ring's pixels are fat."""
+    """True where ``fat`` (bool (j, i)) lies all round ``blob`` (bool (j, i), with room
+    for the ring round it) within VESSEL_RING_MM: in at least VESSEL_RING_SECTORS of 8
+    directions from the blob's centre, a fifth or more of the ring's pixels are fat."""
     jj, ii = np.nonzero(blob)
-    pad_j, pad_i = int(np.ceil(VESSEL_RING_MM / sj)) + 1, int(np.ceil(VESSEL_RING_MM / si)) + 1
-    j0, j1 = max(jj.min() - pad_j, 0), min(jj.max() + pad_j + 1, blob.shape[0])
-    i0, i1 = max(ii.min() - pad_i, 0), min(ii.max() + pad_i + 1, blob.shape[1])
-    d = ndi.distance_transform_edt(~blob[j0:j1, i0:i1], sampling=(sj, si))
+    d = ndi.distance_transform_edt(~blob, sampling=(sj, si))
     rj, ri = np.nonzero((d > 0) & (d <= VESSEL_RING_MM))
-    ang = np.arctan2((rj + j0 - jj.mean()) * sj, (ri + i0 - ii.mean()) * si)
+    ang = np.arctan2((rj - jj.mean()) * sj, (ri - ii.mean()) * si)
     sector = ((ang + np.pi) / (2 * np.pi) * 8).astype(int) % 8
     n = np.bincount(sector, minlength=8)
-    f = np.bincount(sector, weights=fat[j0:j1, i0:i1][rj, ri].astype(float), minlength=8)
+    f = np.bincount(sector, weights=fat[rj, ri].astype(float), minlength=8)
     return int(((n > 0) & (f >= 0.2 * n)).sum()) >= VESSEL_RING_SECTORS
 
 
