@@ -85,6 +85,12 @@ class SeriesInfo:
     slice_range: tuple[float, float] | None = None
 
     @property
+    def normal(self) -> np.ndarray | None:
+        """Slice normal: cross product of ImageOrientationPatient's row and column
+        directions (LPS, unit length for a valid IOP); None without an orientation."""
+        return None if self.orientation is None else _slice_normal(self.orientation)
+
+    @property
     def n_slices(self) -> int:
         """Number of 2-D images (frames of a multi-frame object, else files)."""
         return self.number_of_frames if self.n_instances == 1 else self.n_instances
@@ -121,6 +127,12 @@ class ScanResult:
                 f"(truncated or corrupt): {names}{more}")
 
 
+def _slice_normal(iop: Iterable[float]) -> np.ndarray:
+    """Cross product of an ImageOrientationPatient's row and column directions."""
+    v = np.asarray(list(iop), dtype=float)
+    return np.cross(v[:3], v[3:])
+
+
 def plane_from_iop(iop: Iterable[float] | None) -> str:
     """Plane name of an ImageOrientationPatient from its normal.
 
@@ -132,7 +144,7 @@ def plane_from_iop(iop: Iterable[float] | None) -> str:
     v = np.asarray(list(iop), dtype=float)
     if v.size != 6:
         return "unknown"
-    normal = np.cross(v[:3], v[3:])
+    normal = _slice_normal(v)
     norm = np.linalg.norm(normal)
     if norm < 1e-6:
         return "unknown"
@@ -287,7 +299,7 @@ def _slice_positions(headers: list[_Header], iop) -> list[float]:
     """Sorted distinct slice positions along the normal of ``iop`` (mm)."""
     if iop is None or len(iop) != 6:
         return []
-    normal = np.cross(np.asarray(iop[:3]), np.asarray(iop[3:]))
+    normal = _slice_normal(iop)
     return sorted({round(float(np.dot(h.ipp, normal)), 4) for h in headers if h.ipp})
 
 
@@ -297,7 +309,7 @@ def _multiframe_positions(ds) -> list[float]:
     iop = _floats(_frame_attr(ds, "PlaneOrientationSequence", "ImageOrientationPatient"))
     if not seq or iop is None:
         return []
-    normal = np.cross(np.asarray(iop[:3]), np.asarray(iop[3:]))
+    normal = _slice_normal(iop)
     proj = []
     for item in seq:
         pps = item.get("PlanePositionSequence")

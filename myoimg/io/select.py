@@ -78,10 +78,8 @@ def _station_note(series: list[SeriesInfo]) -> str | None:
     ):  # fmt: skip
         return None
     ref = series[0]
-    n0 = np.cross(np.asarray(ref.orientation[:3]), np.asarray(ref.orientation[3:]))
     for s in series[1:]:
-        n = np.cross(np.asarray(s.orientation[:3]), np.asarray(s.orientation[3:]))
-        if float(np.dot(n0, n)) < 0.999:
+        if float(np.dot(ref.normal, s.normal)) < 0.999:
             return None
         if not np.allclose(s.pixel_spacing, ref.pixel_spacing, rtol=0.02):
             return None
@@ -142,7 +140,8 @@ def select_series(
     for r in roles:
         if r is not None and r not in ROLES:
             raise SeriesSelectionError(f"unknown role {r!r}; expected one of {', '.join(ROLES)}")
-    hint = "choose with --series UID or --series N (N = index in `myoimg inspect`)"
+    how = "with --series UID or --series N (N = index in `myoimg inspect`)"
+    hint = f"choose {how}"
     if not result.series:
         raise SeriesSelectionError(
             f"no DICOM image series in {result.folder} ({result.n_files} files read, "
@@ -191,7 +190,7 @@ def select_series(
     note = _station_note(matches)
     raise SeriesSelectionError(
         f"{len(matches)} series match {label} in {result.folder}; "
-        + (f"{note}, {hint.removeprefix('choose ')}. " if note else f"{hint}. ")
+        + (f"{note}, {how}. " if note else f"{hint}. ")
         + f"Candidates:\n{_candidates_text(matches)}"
     )
 
