@@ -10,14 +10,20 @@ from myoimg.segment.femur import CORTEX_EDGE_LEVEL, CORTEX_EDGE_MM, find_femurs
 MUSCLE = 300.0
 
 
+def _grid():
+    """LPS x, y (mm) of a 200 x 200 slice of 1 mm pixels centred on the femur, and the
+    radius from its centre."""
+    jj, ii = np.mgrid[0:200, 0:200].astype(float)
+    x, y = ii - 100.0, jj - 100.0
+    return x, y, np.hypot(x, y)
+
+
 def _slice(rim_level: float):
     """A 160 mm thigh disc of muscle with a femur: marrow r < 8 mm, void cortex 8-12 mm,
     and over the front half (y < 0) a 2 mm partial-volume rim (12-14 mm) at
     ``rim_level`` x muscle, as a thick oblique slice gives. Returns the slice, body mask,
     LPS x/y (mm) and the radius map."""
-    jj, ii = np.mgrid[0:200, 0:200].astype(float)
-    x, y = ii - 100.0, jj - 100.0
-    r = np.hypot(x, y)
+    x, y, r = _grid()
     sl = np.where(r <= 80.0, MUSCLE, 0.0)
     sl[(r < 14.0) & (y < 0)] = rim_level * MUSCLE
     sl[r < 12.0] = 5.0  # cortex: signal void
@@ -60,9 +66,7 @@ def test_fat_dominant_image_finds_the_bone_from_its_marrow():
     radius with a 7.7 mm canal (canal/shaft 0.55, mid adult range) comes back as 14 mm."""
     from myoimg.segment.femur import FAT_DOMINANT_RATIO
 
-    jj, ii = np.mgrid[0:200, 0:200].astype(float)
-    x, y = ii - 100.0, jj - 100.0
-    r = np.hypot(x, y)
+    x, y, r = _grid()
     fat = 900.0
     sl = np.where(r <= 80.0, fat, 0.0)  # subcutaneous fat 70-80 mm
     sl[r <= 70.0] = 8.0  # muscle
@@ -104,9 +108,7 @@ def test_fat_image_prefers_the_void_with_marrow_inside():
     45 mm behind the femur is as round and dark as the cortex. Two such voids in one limb
     cancel each other (neither counts as the femur); on a fat-bright image the one with
     fatty marrow inside is bone and the belly no rival."""
-    jj, ii = np.mgrid[0:200, 0:200].astype(float)
-    x, y = ii - 100.0, jj - 100.0
-    r = np.hypot(x, y)
+    x, y, r = _grid()
     fat = 900.0
     sl = np.where(r <= 80.0, fat, 0.0)  # subcutaneous fat 70-80 mm
     sl[r <= 70.0] = 650.0  # fat-replaced muscle
@@ -126,9 +128,7 @@ def test_t1_with_red_marrow_keeps_the_void():
     """T1 with red marrow (reconverted after chemotherapy or lymphodepletion, or young):
     the marrow is about muscle's signal, not fat's, so no void holds fat; the cortex void
     is still the femur on a fat-bright image, as before the fatty-marrow preference."""
-    jj, ii = np.mgrid[0:200, 0:200].astype(float)
-    x, y = ii - 100.0, jj - 100.0
-    r = np.hypot(x, y)
+    x, y, r = _grid()
     fat = 900.0
     sl = np.where(r <= 80.0, fat, 0.0)  # subcutaneous fat 70-80 mm
     sl[r <= 70.0] = 0.35 * fat  # muscle on T1
