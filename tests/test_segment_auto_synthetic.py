@@ -767,6 +767,34 @@ def test_fat_rim_trim_needs_contrast_between_fat_and_muscle():
     assert n == 0 and np.array_equal(out, labels)
 
 
+@pytest.mark.parametrize(("muscle", "fat", "fat_bright"), [(1.0, 0.12, False), (0.35, 1.0, True)])
+def test_fat_rim_trim_takes_a_septum_out_of_both_muscles_beside_it(muscle, fat, fat_bright):
+    """A 3-pixel fat septum splits the disk; the watershed gave each half of it to the
+    muscle on its side. The trim peels it from both (it is no muscle's), down to the
+    pixels more than half muscle; a thicker fat pad is peeled only RIM_DEPTH_MM deep."""
+    from myoimg.segment.auto import RIM_DEPTH_MM, trim_fat_rim
+
+    image, thigh, labels, _ = _partial_volume_disk(muscle, fat, radius_px=20.0)
+    ii = np.arange(80)[None, None, :]
+    disk = labels.astype(bool)
+    for width in (3, 9):
+        lo = 40 - width // 2
+        band = disk & (ii >= lo) & (ii < lo + width)
+        img = np.where(band, fat, image).astype(np.float32)
+        two = np.where(disk, np.where(ii < 40, 1, 2), 0).astype(np.uint8)
+        out, n = trim_fat_rim(two, img, thigh, fat_bright, (1.0, 1.0))
+        # per row (away from the disk's rim): septum pixels still labelled
+        kept = ((out != 0) & band)[0, 28:52].sum(axis=1)
+        if width == 3:
+            assert (kept == 0).all()  # the whole septum leaves, from both labels
+        else:  # peeled RIM_DEPTH_MM (3 px at 1 mm) from the labels' meeting line each way
+            assert (kept == width - 2 * int(RIM_DEPTH_MM)).all()
+        # the muscle pixels along the septum stay
+        beside = ~band & (np.abs(ii - 40) <= width // 2 + 2) & np.isclose(image, muscle)
+        assert (out[0, 28:52][beside[0, 28:52]] != 0).all()
+        assert n == int((two != 0).sum() - (out != 0).sum())
+
+
 @pytest.mark.parametrize("fat_bright", [False, True])
 def test_dark_line_inside_a_muscle_stays_in_its_label(fat_bright):
     """A thin fat line inside the left VL (its aponeurosis, or a streak of fat

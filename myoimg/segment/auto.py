@@ -479,6 +479,15 @@ RIM_MIN_CONTRAST = 0.6
 #: 41 -> 42 of 48 heads, the intermedius' errors 0.01 lower; real case unchanged (its
 #: fat is too close to muscle for the trim, RIM_MIN_CONTRAST).
 RIM_LOCAL_MM = 5.0
+#: ... and peeled this deep (mm) from every border of the label, to another muscle's as
+#: well as to unlabelled voxels: a fat septum (1-3 mm) or fat pad between two muscles
+#: lies inside the watershed's labels, half in each, and is not muscle in any reference
+#: outline. Edge voxels that are fat leave, then the new edge is judged, and so on.
+#: Development studies (Dice) .9093 -> .9193 (one voxel deep, outer edges only, as
+#: before; one voxel, all borders: .9130; 6.5 mm: .9211); real case unchanged (its fat is
+#: too close to muscle for the trim). Deeper would start eating fat-replaced parts of a
+#: muscle that reach its edge, which belong to its outline.
+RIM_DEPTH_MM = 3.0
 
 
 def segment_thigh(
@@ -969,9 +978,10 @@ def trim_fat_rim(
     voxels within :data:`RIM_LOCAL_MM` of it (its median where there is none or that
     mean is fat-like), so that a
     fat-replaced, oedematous or partly oedematous muscle is judged against itself. An
-    edge voxel (in-plane 4-neighbour of an unlabelled voxel) leaves when
-    ``(s - f) / (m - f) < fraction``, ``s`` its lightly smoothed signal (either
-    contrast). One voxel deep only. A muscle whose median differs from fat's by
+    edge voxel (in-plane 4-neighbour of an unlabelled voxel or of another muscle) leaves
+    when ``(s - f) / (m - f) < fraction``, ``s`` its lightly smoothed signal (either
+    contrast); the new edge is judged in turn, up to :data:`RIM_DEPTH_MM` deep, so that
+    fat septa and fat pads between two muscles leave both. A muscle whose median differs from fat's by
     less than :data:`RIM_MIN_CONTRAST` of the larger is left as it is: with poor fat
     suppression or water-fat separation (the real development case's subcutaneous fat is
     at 0.86 of muscle) the midpoint lies within the muscle's own texture.
@@ -1001,8 +1011,8 @@ def trim_fat_rim(
     fraction = RIM_FAT_FRACTION if fraction is None else fraction
     out = labels.copy()
     n = 0
-    cross = ndi.generate_binary_structure(2, 1)
     window = max(1, int(round(RIM_LOCAL_MM / min(spacing_ij))) | 1) if RIM_LOCAL_MM > 0 else 1
+    passes = max(1, int(round(RIM_DEPTH_MM / min(spacing_ij))))
     for k in range(labels.shape[0]):
         lab = labels[k]
         if not lab.any():
@@ -1014,37 +1024,62 @@ def trim_fat_rim(
             continue
         fat = float(np.median(image[k][fat_layer]))
         sm = ndi.gaussian_filter(image[k].astype(np.float32), 0.5)
-        edge = (lab > 0) & ndi.binary_dilation(lab == 0, structure=cross)
-        for v in np.unique(lab[edge]):
-            own = lab == v
-            if own.sum() < 30:
-                continue
-            mus = float(np.median(image[k][own]))
-            if (mus > fat) == fat_bright:
-                continue
-            if abs(mus - fat) < RIM_MIN_CONTRAST * max(abs(mus), abs(fat)):
-                continue
-            # Judged on the muscle's padded bounding box (the local mean reaches no further).
-            jj, ii = np.nonzero(own)
-            box = (slice(max(jj.min() - window, 0), jj.max() + window + 1),
-                   slice(max(ii.min() - window, 0), ii.max() + window + 1))
-            o, e, s_ = own[box], edge[box], sm[box]
-            level = np.full(s_.shape, mus, dtype=np.float32)
-            if window > 1:
-                inner = (o & ~e).astype(np.float32)
-                num = ndi.uniform_filter(s_ * inner, window)
-                den = ndi.uniform_filter(inner, window)
-                local = num / np.maximum(den, 1e-6)
-                # Only a local level on the muscle's side of fat, with the contrast the
-                # median needed above (not a fat-like patch of the muscle), replaces it.
-                ok = ((den > 1e-3) & ((local > fat) == (mus > fat))
-                      & (np.abs(local - fat) >= RIM_MIN_CONTRAST * np.maximum(np.abs(local), abs(fat))))
-                level[ok] = local[ok]
-            frac = (s_ - fat) / (level - fat)  # |level - fat| > 0: the contrast gates above
-            drop = e & o & (frac < fraction)
-            out[k][box][drop] = 0  # out[k][box] is a view of the output slice
-            n += int(drop.sum())
+        for _ in range(passes):
+            dropped = _trim_edge_once(out[k], image[k], sm, fat, fat_bright, window, fraction)
+            n += dropped
+            if not dropped:
+                break
     return out, n
+
+
+def _label_borders(lab: np.ndarray) -> np.ndarray:
+    """Labelled pixels (j, i) with a 4-neighbour of another value (0 or another label)."""
+    b = np.zeros(lab.shape, dtype=bool)
+    b[1:] |= lab[1:] != lab[:-1]
+    b[:-1] |= lab[:-1] != lab[1:]
+    b[:, 1:] |= lab[:, 1:] != lab[:, :-1]
+    b[:, :-1] |= lab[:, :-1] != lab[:, 1:]
+    return b & (lab > 0)
+
+
+def _trim_edge_once(
+    lab: np.ndarray, raw: np.ndarray, sm: np.ndarray, fat: float, fat_bright: bool,
+    window: int, fraction: float,
+) -> int:
+    """One pass of :func:`trim_fat_rim` on one slice: ``lab`` (j, i) is changed in place;
+    returns the number of pixels dropped."""
+    edge = _label_borders(lab)
+    n = 0
+    for v in np.unique(lab[edge]):
+        own = lab == v
+        if own.sum() < 30:
+            continue
+        mus = float(np.median(raw[own]))
+        if (mus > fat) == fat_bright:
+            continue
+        if abs(mus - fat) < RIM_MIN_CONTRAST * max(abs(mus), abs(fat)):
+            continue
+        # Judged on the muscle's padded bounding box (the local mean reaches no further).
+        jj, ii = np.nonzero(own)
+        box = (slice(max(jj.min() - window, 0), jj.max() + window + 1),
+               slice(max(ii.min() - window, 0), ii.max() + window + 1))
+        o, e, s_ = own[box], edge[box], sm[box]
+        level = np.full(s_.shape, mus, dtype=np.float32)
+        if window > 1:
+            inner = (o & ~e).astype(np.float32)
+            num = ndi.uniform_filter(s_ * inner, window)
+            den = ndi.uniform_filter(inner, window)
+            local = num / np.maximum(den, 1e-6)
+            # Only a local level on the muscle's side of fat, with the contrast the
+            # median needed above (not a fat-like patch of the muscle), replaces it.
+            ok = ((den > 1e-3) & ((local > fat) == (mus > fat))
+                  & (np.abs(local - fat) >= RIM_MIN_CONTRAST * np.maximum(np.abs(local), abs(fat))))
+            level[ok] = local[ok]
+        frac = (s_ - fat) / (level - fat)  # |level - fat| > 0: the contrast gates above
+        drop = e & o & (frac < fraction)
+        lab[box][drop] = 0  # lab[box] is a view of the slice
+        n += int(drop.sum())
+    return n
 
 
 def _z_majority(labels: np.ndarray, muscle: np.ndarray) -> np.ndarray:
