@@ -1010,26 +1010,29 @@ def trim_fat_rim(
     """
     fraction = RIM_FAT_FRACTION if fraction is None else fraction
     out = labels.copy()
-    n = 0
     window = max(1, int(round(RIM_LOCAL_MM / min(spacing_ij))) | 1) if RIM_LOCAL_MM > 0 else 1
     passes = max(1, int(round(RIM_DEPTH_MM / min(spacing_ij))))
-    for k in range(labels.shape[0]):
-        lab = labels[k]
+
+    def one_slice(k: int) -> int:  # trims out[k] in place (slices are independent)
+        lab = out[k]
         if not lab.any():
-            continue
+            return 0
         depth = ndi.distance_transform_edt(thigh[k], sampling=spacing_ij[::-1])
         lo, hi = SUBCUT_RING_MM
         fat_layer = thigh[k] & (depth >= lo) & (depth <= hi) & (lab == 0)
         if fat_layer.sum() < 50:
-            continue
+            return 0
         fat = float(np.median(image[k][fat_layer]))
         sm = ndi.gaussian_filter(image[k].astype(np.float32), 0.5)
+        n = 0
         for _ in range(passes):
-            dropped = _trim_edge_once(out[k], image[k], sm, fat, fat_bright, window, fraction)
+            dropped = _trim_edge_once(lab, image[k], sm, fat, fat_bright, window, fraction)
             n += dropped
             if not dropped:
                 break
-    return out, n
+        return n
+
+    return out, int(sum(thread_map(one_slice, range(labels.shape[0]))))
 
 
 def _label_borders(lab: np.ndarray) -> np.ndarray:
