@@ -816,8 +816,9 @@ def segment_thigh(
         )
     labels, n_trim = trim_fat_rim(labels, arr, thigh > 0, fat_bright, spacing_ij)
     if n_trim:
-        messages.append(f"{n_trim} muscle-edge voxels left out: their signal is nearer "
-                        "fat's than their muscle's (partial volume with fascia and septa)")
+        messages.append(f"{n_trim} voxels at muscle borders left out (up to {RIM_DEPTH_MM:g} mm "
+                        "deep): their signal is nearer fat's than their muscle's (septa, fat "
+                        "between muscles, partial volume with the fascia)")
     labels = smooth_borders(labels, spacing_ij)
     warnings = _field_of_view_warnings(thigh, sides)
     if any(level_guessed):
