@@ -982,8 +982,8 @@ def trim_fat_rim(
     edge voxel (in-plane 4-neighbour of an unlabelled voxel or of another muscle) leaves
     when ``(s - f) / (m - f) < fraction``, ``s`` its lightly smoothed signal (either
     contrast); the new edge is judged in turn, up to :data:`RIM_DEPTH_MM` deep, so that
-    fat septa and fat pads between two muscles leave both. A muscle whose median differs from fat's by
-    less than :data:`RIM_MIN_CONTRAST` of the larger is left as it is: with poor fat
+    fat septa and fat pads between two muscles leave both. A muscle whose median differs
+    from fat's by less than :data:`RIM_MIN_CONTRAST` of the larger is left as it is: with poor fat
     suppression or water-fat separation (the real development case's subcutaneous fat is
     at 0.86 of muscle) the midpoint lies within the muscle's own texture.
 
