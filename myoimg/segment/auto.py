@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
+from skimage import segmentation
 
 from ..errors import SegmentationError
 from ..labels import BY_NAME
@@ -1036,23 +1037,14 @@ def trim_fat_rim(
     return out, int(sum(thread_map(one_slice, range(labels.shape[0]))))
 
 
-def _label_borders(lab: np.ndarray) -> np.ndarray:
-    """Labelled pixels (j, i) with a 4-neighbour of another value (0 or another label)."""
-    b = np.zeros(lab.shape, dtype=bool)
-    b[1:] |= lab[1:] != lab[:-1]
-    b[:-1] |= lab[:-1] != lab[1:]
-    b[:, 1:] |= lab[:, 1:] != lab[:, :-1]
-    b[:, :-1] |= lab[:, :-1] != lab[:, 1:]
-    return b & (lab > 0)
-
-
 def _trim_edge_once(
     lab: np.ndarray, raw: np.ndarray, sm: np.ndarray, fat: float, fat_bright: bool,
     window: int, fraction: float,
 ) -> int:
     """One pass of :func:`trim_fat_rim` on one slice: ``lab`` (j, i) is changed in place;
     returns the number of pixels dropped."""
-    edge = _label_borders(lab)
+    # labelled pixels with a 4-neighbour of another value (0 or another label)
+    edge = segmentation.find_boundaries(lab, connectivity=1, mode="inner")
     n = 0
     for v in np.unique(lab[edge]):
         own = lab == v
