@@ -103,23 +103,31 @@ def test_anatomy_layout_is_anatomical(seed):
     assert r != left
 
 
+def _sections(anat, step: float, zs=(-60.0, 0.0, 60.0)):
+    """(z, tissue codes) of axial sections of both thighs on a ``step`` mm grid."""
+    xx, yy = np.meshgrid(np.arange(-260, 260, step), np.arange(-130, 130, step))
+    for z in zs:
+        yield z, classify(anat, np.stack([xx, yy, np.full_like(xx, z)], axis=-1))
+
+
+def _femoral_vessel_pieces(codes, step: float):
+    """Labelled vessel pieces of a section and the ids of the femoral ones: not within 2 mm
+    of the subcutaneous fat (the great saphenous vein lies there)."""
+    pieces, n = ndi.label(codes == VESSEL)
+    subcut = ndi.binary_dilation(codes == SUBFAT, iterations=int(round(2.0 / step)))
+    return pieces, [i for i in range(1, n + 1) if not (subcut & (pieces == i)).any()]
+
+
 @pytest.mark.parametrize("seed", [1, 4])
 def test_femoral_vessels_lie_in_fat(seed):
     """The femoral artery and vein run in their fat sheath: no muscle within 1 mm of them
     at any level (before the fix the vessels were stamped into a large vastus medialis:
     a bright disc inside muscle, outside the truth's labels, with no border in the image)."""
-    anat = make_anatomy(seed)
     step = 0.25
-    x = np.arange(-260, 260, step)
-    y = np.arange(-130, 130, step)
-    xx, yy = np.meshgrid(x, y)
     muscle_ids = [m.id for m in MUSCLES]
-    for z in (-60.0, 0.0, 60.0):
-        codes = classify(anat, np.stack([xx, yy, np.full_like(xx, z)], axis=-1))
-        # the femoral vessels: not the great saphenous vein in the subcutaneous fat
-        pieces, n = ndi.label(codes == VESSEL)
-        subcut = ndi.binary_dilation(codes == SUBFAT, iterations=8)
-        vessel = np.isin(pieces, [i for i in range(1, n + 1) if not (subcut & (pieces == i)).any()])
+    for z, codes in _sections(make_anatomy(seed), step):
+        pieces, deep = _femoral_vessel_pieces(codes, step)
+        vessel = np.isin(pieces, deep)
         near_muscle = ndi.distance_transform_edt(~np.isin(codes, muscle_ids)) * step <= 1.0
         assert vessel.sum() * step**2 > 100  # femoral vessels of both legs are there
         assert not (vessel & near_muscle).any(), z
@@ -131,16 +139,9 @@ def test_femoral_vessels_lie_where_vm_adductors_and_sartorius_meet(seed):
     sartorius: each lies within 8 mm of the femoral vessels (their sheath is 1.5 mm) in
     both legs at three levels. Before session 24 the canal lay inside the vastus
     medialis' ellipse, which wrapped round the vessels, the others often further away."""
-    anat = make_anatomy(seed)
     step = 0.5
-    x = np.arange(-260, 260, step)
-    y = np.arange(-130, 130, step)
-    xx, yy = np.meshgrid(x, y)
-    for z in (-60.0, 0.0, 60.0):
-        codes = classify(anat, np.stack([xx, yy, np.full_like(xx, z)], axis=-1))
-        pieces, n = ndi.label(codes == VESSEL)
-        subcut = ndi.binary_dilation(codes == SUBFAT, iterations=4)
-        deep = [i for i in range(1, n + 1) if not (subcut & (pieces == i)).any()]
+    for z, codes in _sections(make_anatomy(seed), step):
+        pieces, deep = _femoral_vessel_pieces(codes, step)
         for side in "RL":
             ids = {g: BY_NAME[f"{side}_{g}"].id for g in ("VM", "ADD", "SAR")}
             dist = {g: ndi.distance_transform_edt(codes != i) * step for g, i in ids.items()}
