@@ -7,10 +7,14 @@ ratios are comparable across machines of different speed.
 
 Usage::
 
-    python scripts/bench_pipeline.py [BASELINE_DIR FOLLOWUP_DIR] [--real NIFTI]
+    python scripts/bench_pipeline.py [BASELINE_DIR FOLLOWUP_DIR] [--real NIFTI ...]
 
-Without folders it runs on ``sample_data/``. ``--real`` adds the automatic segmentation
-of a NIfTI volume (e.g. the 512x512x16 development case in tests/data/huashan-001).
+Without folders it runs on ``sample_data/``. It times ``myoimg compare`` stage by stage,
+``segment_thigh`` on the baseline T2-FS and on each ``--real`` volume (default: the
+512x512x16 development case in tests/data/huashan-001, when present), and each
+registration of the issues' speed targets on its own: follow-up T2-FS onto baseline
+T2-FS (rigid, and rigid + B-spline: ``--labels-from propagate``) and the baseline T2-FS
+onto its CT (rigid, mutual information: labels onto the PET grid).
 """
 
 from __future__ import annotations
@@ -91,17 +95,45 @@ def bench_segment(path: Path) -> None:
           f"load {load:.2f} s; ratio {seg / max(load, 1e-9):.0f}x load")
 
 
+def bench_registration(baseline: Path, followup: Path) -> None:
+    from myoimg.errors import SeriesSelectionError
+    from myoimg.io import load_image
+    from myoimg.segment.register import register_rigid_affine
+
+    ref = min(_sitk_read_seconds(baseline) for _ in range(3))
+    base = load_image(baseline, role="t2fs").image
+    follow = load_image(followup, role="t2fs").image
+    jobs = [("follow-up T2-FS -> baseline T2-FS, rigid", base, follow, False),
+            ("follow-up T2-FS -> baseline T2-FS, rigid + B-spline", base, follow, True)]
+    try:
+        ct = load_image(baseline, role="ct").image
+        jobs.append(("baseline T2-FS -> its CT, rigid (mutual information)", ct, base, False))
+    except SeriesSelectionError as exc:  # no CT in the folder: nothing to time
+        print(f"  (no CT registration timed: {exc})")
+    print("registrations (each on its own; target <= 30 s on 2 cores)")
+    for name, fixed, moving, deformable in jobs:
+        t0 = time.perf_counter()
+        reg = register_rigid_affine(fixed, moving, deformable=deformable)
+        dt = time.perf_counter() - t0
+        print(f"  {name:55s} {dt:6.2f} s  ({dt / ref:.0f}x the reference read; "
+              f"quality check {'passed' if reg.ok else 'FAILED'})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="*", type=Path)
-    parser.add_argument("--real", type=Path, action="append", default=[])
+    parser.add_argument("--real", type=Path, action="append", default=[],
+                        help="NIfTI volume(s) to segment and time (default: the development "
+                        "case tests/data/huashan-001/image.nii.gz, when present)")
     args = parser.parse_args(argv)
     if args.folders and len(args.folders) != 2:
         parser.error("give BASELINE_DIR and FOLLOWUP_DIR, or nothing for sample_data/")
     baseline, followup = args.folders or (ROOT / "sample_data/baseline", ROOT / "sample_data/followup")
     bench_compare(baseline, followup)
+    bench_registration(baseline, followup)
     bench_segment(baseline)
-    for path in args.real:
+    default_real = ROOT / "tests/data/huashan-001/image.nii.gz"
+    for path in args.real or ([default_real] if default_real.exists() else []):
         bench_segment(path)
     return 0
 
