@@ -121,6 +121,13 @@ def _add_analysis_options(p: argparse.ArgumentParser, compare: bool) -> None:
                        "(PERCIST-like, default 0.30), required together with --suv-change-abs")
         p.add_argument("--suv-change-abs", type=float, metavar="SUV", help="absolute SUV change "
                        "(default 0.8)")
+        p.add_argument("--tbr-change", type=float, metavar="F", help="relative change of the "
+                       "target-to-background ratio (default 0.30)")
+        p.add_argument("--avid-change-rel", type=float, metavar="F", help="relative change of the "
+                       "avid volume and TLA (default 0.30), required together with "
+                       "--avid-change-abs")
+        p.add_argument("--avid-change-abs", type=float, metavar="ML", help="absolute change of the "
+                       "avid volume (mL) and TLA (SUV x mL) (default 1.0)")
         p.add_argument("--volume-change", type=float, metavar="F", help="relative volume change "
                        "for increased/decreased (default 0.10)")
         p.add_argument("--labels-baseline", type=Path, help="user label map for the baseline MRI")
