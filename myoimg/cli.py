@@ -209,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--contrast", choices=("auto", "t2fs", "stir", "water", "t1"), default="auto")
     _series_option(p)
     p.add_argument("--qc", type=Path, default=None, help="write a QC PNG with outlines")
+    p.add_argument("--qc-steps", type=Path, default=None, metavar="PNG",
+                   help="write a PNG of the intermediate steps on three slices: the image after "
+                   "N4, the legs / muscle fascia / femur masks, the compartments, the labels")
     p.add_argument("--no-bias-correction", action="store_true",
                    help="skip the N4 bias-field correction done before segmenting")
     p.set_defaults(func=cmd_segment)

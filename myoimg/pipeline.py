@@ -724,7 +724,7 @@ def segment_command(args: Any) -> int:
     """``myoimg segment``: labels for one T2-FS/T1 series (DICOM folder or NIfTI)."""
     from myoimg.io import load_image, write_nifti
     from myoimg.segment.auto import segment_thigh
-    from myoimg.segment.qc import save_qc_png
+    from myoimg.segment.qc import save_qc_png, save_steps_png
 
     progress = Progress(quiet=args.quiet)
     progress.stage("loading")
@@ -740,6 +740,9 @@ def segment_command(args: Any) -> int:
     write_nifti(result.labels, args.output)
     if args.qc:
         save_qc_png(volume.image, result.labels, args.qc)
+    qc_steps = getattr(args, "qc_steps", None)
+    if qc_steps:
+        save_steps_png(volume.image, result, qc_steps)
     from myoimg.segment.checks import head_volumes_ml, label_warnings
 
     volumes = head_volumes_ml(result.labels)
@@ -751,5 +754,6 @@ def segment_command(args: Any) -> int:
         print(f"  {m.name:5s} {m.full_name:28s} {volumes[m.name]:8.1f} mL")
     for warning in result.warnings + label_warnings(result.labels):
         print(f"warning: {warning}")
-    print(f"labels written to {args.output}" + (f"; QC image {args.qc}" if args.qc else ""))
+    print(f"labels written to {args.output}" + (f"; QC image {args.qc}" if args.qc else "")
+          + (f"; steps image {qc_steps}" if qc_steps else ""))
     return 0

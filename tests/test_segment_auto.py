@@ -436,6 +436,29 @@ def test_save_qc_png(tmp_path, huashan, huashan_result):
     assert not [p for p in out.parent.iterdir() if p.name != "seg.png"]  # no temp left
 
 
+def test_save_steps_png_draws_every_step(tmp_path, huashan, huashan_result):
+    import matplotlib.image as mpimg
+
+    from myoimg.segment.qc import _MASK_COLOURS, save_steps_png
+
+    prepared = huashan_result.steps["prepared"]
+    assert prepared.GetSize() == huashan[0].GetSize()
+    assert prepared.GetOrigin() == huashan[0].GetOrigin()
+    # N4 ran: the image the steps used is not the input.
+    assert not np.allclose(sitk.GetArrayFromImage(prepared), sitk.GetArrayFromImage(huashan[0]))
+    out = save_steps_png(huashan[0], huashan_result, tmp_path / "steps.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["steps.png"]  # no temp file left
+    rgb = mpimg.imread(out)[..., :3]
+    # Each mask's outline colour is drawn on the slices (its legend swatch alone is ~170
+    # pixels; the outlines of the development case give 1-5k).
+    for name, colour in _MASK_COLOURS.items():
+        hit = np.all(np.abs(rgb - np.asarray(colour)) < 0.02, axis=-1).sum()
+        assert hit > 500, name
+    with pytest.raises(ValueError, match="steps"):
+        save_steps_png(huashan[0], SegmentationResult(labels=huashan_result.labels, contrast="fatsup",
+                       contrast_name="", contrast_reason="", sides=("R", "L")), tmp_path / "x.png")
+
+
 def test_qc_display_is_radiological():
     """A slice stored right-to-left / bottom-to-top is flipped back for display."""
     from myoimg.segment.qc import _display_slice

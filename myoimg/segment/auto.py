@@ -137,9 +137,12 @@ class SegmentationResult:
         Findings that make some labels less reliable (a thigh cut by the edge of the
         field of view); also worth showing next to the numbers derived from the labels.
     steps : dict of str -> SimpleITK.Image
-        Intermediate masks for quality control, all on the input grid: ``thigh``
-        (1 right leg, 2 left leg), ``femur``, ``muscle`` (inside the muscle fascia),
-        ``compartments`` (group index + 1 in the order of ``GROUPS``, 0 elsewhere).
+        Intermediate results for quality control, all on the input grid: ``prepared``
+        (float32: the image the steps ran on, after the N4 bias-field correction and,
+        for noisy scans, edge-preserving smoothing), ``thigh`` (1 right leg, 2 left
+        leg), ``femur``, ``muscle`` (inside the muscle fascia), ``compartments`` (group
+        index + 1 in the order of ``GROUPS``, 0 elsewhere); see
+        :func:`myoimg.segment.qc.save_steps_png`.
     roll_deg : float
         Patient roll the muscle model was turned by (degrees, LPS x toward y): the tilt of
         the line from the right femur to the left one less ``ROLL_NOISE_DEG``; 0 under
@@ -849,6 +852,7 @@ def segment_thigh(
         warnings=warnings,
         roll_deg=float(np.degrees(roll)),
         steps={
+            "prepared": to_img(arr),
             "thigh": to_img(thigh),
             "femur": to_img(femur_mask),
             "muscle": to_img(muscle),

@@ -34,7 +34,7 @@ from ..io.atomic import atomic_path
 from ..labels import BY_ID, colour_table
 from .thigh import axial_order
 
-__all__ = ["save_qc_png"]
+__all__ = ["save_qc_png", "save_steps_png"]
 
 #: Output resolution (dots per inch); a power of two so that pixel sizes / DPI are exact.
 DPI = 128
@@ -263,4 +263,118 @@ def save_qc_png(
     path = Path(path)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=DPI, format="png", facecolor="white")
+    return path
+
+
+#: Outline colours of the masks panel of :func:`save_steps_png` (RGB 0-1).
+_MASK_COLOURS = {"right leg": (1.0, 0.65, 0.0), "left leg": (0.0, 0.8, 1.0),
+                 "inside the muscle fascia": (0.2, 0.9, 0.2), "femur": (1.0, 0.1, 0.1)}
+
+
+def save_steps_png(
+    image: sitk.Image, result, path: str | Path, *, n_slices: int = 3
+) -> Path:
+    """Write a PNG of the segmentation's intermediate steps on a few axial slices.
+
+    One row per slice (evenly spread over the slices with a thigh), four panels each:
+    the image the steps ran on (``result.steps["prepared"]``: after N4 bias correction),
+    the masks (each leg's outline, the muscle fascia, the femur), the muscle-group
+    compartments of the seed model and watershed (filled, one colour per group of
+    :data:`myoimg.segment.compartments.GROUPS`), and the final labels (outlines,
+    :func:`myoimg.labels.colour_table`). Radiological display and crop as in
+    :func:`save_qc_png` (to the thighs plus ``MARGIN_MM``).
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        The segmented image (3-D, LPS); shown where ``prepared`` is missing.
+    result : SegmentationResult
+        Output of :func:`myoimg.segment.auto.segment_thigh` (its ``steps`` and ``labels``).
+    path : path
+        Output PNG; written atomically.
+    n_slices : int
+        Number of slices (rows).
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from .compartments import GROUPS
+
+    steps = result.steps
+    for key in ("thigh", "femur", "muscle", "compartments"):
+        if key not in steps:
+            raise ValueError(f"result.steps has no {key!r}: not a segment_thigh result")
+    shown = steps.get("prepared", image)
+    vols = {k: steps[k] for k in ("thigh", "femur", "muscle", "compartments")}
+    vols["labels"] = result.labels
+    order = axial_order(shown) if shown.GetDimension() == 3 else None
+    if order is not None and order != [0, 1, 2]:
+        shown = sitk.PermuteAxes(shown, order)
+        vols = {k: sitk.PermuteAxes(v, order) for k, v in vols.items()}
+    a = sitk.GetArrayFromImage(shown).astype(np.float32)
+    arr = {k: sitk.GetArrayFromImage(v) for k, v in vols.items()}
+    direction = shown.GetDirection()
+    has = np.nonzero(arr["thigh"].reshape(a.shape[0], -1).any(1))[0]
+    pool = has if has.size else np.arange(a.shape[0])
+    n = max(1, min(int(n_slices), pool.size))
+    ks = [int(k) for k in pool[np.linspace(0, pool.size - 1, n).round().astype(int)]]
+    disp = {k: np.stack([_display_slice(v[z], direction) for z in ks]) for k, v in arr.items()}
+    imgs = np.stack([_display_slice(a[z], direction) for z in ks])
+    spacing_rc = _display_spacing(shown)
+    rs, cs = _crop_box(disp["thigh"] != 0, spacing_rc, MARGIN_MM)
+    imgs = imgs[:, rs, cs]
+    disp = {k: v[:, rs, cs] for k, v in disp.items()}
+    tab10 = matplotlib.colormaps["tab10"](np.arange(len(GROUPS)) % 10)[:, :3]
+    group_rgb = {g + 1: tuple(float(c) for c in rgb) for g, rgb in enumerate(tab10)}
+    label_rgb = colour_table()
+    h_mm, w_mm = imgs.shape[1] * spacing_rc[0], imgs.shape[2] * spacing_rc[1]
+    panel_w = 3.2  # inches
+    panel_h = panel_w * h_mm / w_mm
+    fig = Figure(figsize=(4 * panel_w, n * (panel_h + 0.35) + 0.9), dpi=DPI, facecolor="white")
+    FigureCanvasAgg(fig)
+    titles = ("image (after N4)", "legs, muscle fascia, femur", "compartments", "labels")
+    mask_rgb = dict(enumerate(_MASK_COLOURS.values(), start=1))
+    for r, k in enumerate(ks):
+        # Grey window per slice (0.5-99.5 percentiles of the shown crop): shading and
+        # coverage differ along the stack.
+        finite = imgs[r][np.isfinite(imgs[r])]
+        vmin, vmax = (float(v) for v in np.percentile(finite, (0.5, 99.5))) if finite.size else (0.0, 1.0)
+        vmax = vmax if vmax > vmin else vmin + 1.0
+        for c in range(4):
+            ax = fig.add_subplot(n, 4, r * 4 + c + 1)
+            ax.imshow(imgs[r], cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
+            if c == 1:
+                # One overlay per mask: they nest (femur in muscle in leg), so one label
+                # image would hide the inner outlines' neighbours.
+                for code, m in ((1, disp["thigh"][r] == 1), (2, disp["thigh"][r] == 2),
+                                (3, disp["muscle"][r] > 0), (4, disp["femur"][r] > 0)):
+                    ax.imshow(_outline_rgba(m.astype(np.int16) * code, mask_rgb),
+                              interpolation="nearest")
+            elif c == 2:
+                g = disp["compartments"][r]
+                rgba = np.zeros((*g.shape, 4), dtype=np.float32)
+                for gid, rgb in group_rgb.items():
+                    rgba[g == gid] = (*rgb, 0.45)
+                ax.imshow(rgba, interpolation="nearest")
+            elif c == 3:
+                ax.imshow(_outline_rgba(disp["labels"][r], label_rgb), interpolation="nearest")
+            ax.set_title(f"{titles[c]}  (slice {k})", fontsize=8)
+            ax.set_axis_off()
+    handles = [Line2D([0], [0], color=v, lw=3) for v in _MASK_COLOURS.values()]
+    handles += [Patch(color=group_rgb[i + 1], alpha=0.6) for i in range(len(GROUPS))]
+    names = list(_MASK_COLOURS) + list(GROUPS)
+    fig.legend(handles, names, loc="lower center", ncol=7, fontsize=8, frameon=False)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.97, bottom=0.9 / fig.get_figheight(),
+                        wspace=0.03, hspace=0.12)
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=fig.dpi, format="png", facecolor="white")
     return path
