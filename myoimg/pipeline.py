@@ -463,6 +463,12 @@ def _mri_labels(t2: Any, visit: str, options: PipelineOptions, progress: Progres
         return propagate_labels(baseline["labels"], reg.transform, t2.image)
     from myoimg.segment.auto import segment_thigh
 
+    if visit == "followup" and options.labels_from == "propagate":
+        # Asked for, but there is nothing to carry: say so rather than switch silently.
+        note = ("--labels-from propagate: the baseline has no MRI labels to carry (no T2-FS "
+                "series or no segmentation there), so the follow-up is segmented automatically")
+        entry["warnings"].append(note)
+        progress.warn(note)
     progress.stage(f"{visit}: automatic segmentation")
     seg = segment_thigh(t2.image, header=t2.headers[0] if t2.headers else None)
     for message in seg.messages:

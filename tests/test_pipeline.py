@@ -183,6 +183,29 @@ def test_visit_with_pet_but_no_mri_runs_what_it_can(sample_data, tmp_path):
     assert (out / "baseline" / "suv.nii.gz").is_file()
 
 
+def test_propagation_without_baseline_labels_is_not_silent(monkeypatch):
+    """--labels-from propagate with no baseline MRI labels: segmented, and said so."""
+    import types
+
+    import SimpleITK as sitk
+
+    import myoimg.segment.auto as auto
+    from myoimg.pipeline import _mri_labels
+    from myoimg.progress import Progress
+
+    image = sitk.Image(4, 4, 2, sitk.sitkFloat32)
+    stub = auto.SegmentationResult(labels=sitk.Image(4, 4, 2, sitk.sitkUInt8), contrast="fatsup",
+                                   contrast_name="fat-suppressed", contrast_reason="test",
+                                   sides=("R",))
+    monkeypatch.setattr(auto, "segment_thigh", lambda *a, **k: stub)
+    entry = {"warnings": [], "registration": {}}
+    t2 = types.SimpleNamespace(image=image, headers=[])
+    options = PipelineOptions(quiet=True, labels_from="propagate")
+    labels = _mri_labels(t2, "followup", options, Progress(quiet=True), None, entry)
+    assert labels is stub.labels and entry["segmentation"]["method"] == "automatic"
+    assert any("no MRI labels to carry" in w for w in entry["warnings"])
+
+
 def test_anonymize_keeps_patient_id_out_of_outputs(sample_data, tmp_path):
     import pydicom
 
