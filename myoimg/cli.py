@@ -115,6 +115,9 @@ def _add_analysis_options(p: argparse.ArgumentParser, compare: bool) -> None:
         p.add_argument("--labels-from", choices=("auto", "propagate"), default="auto",
                        help="follow-up labels: segment automatically (auto) or carry the baseline "
                        "labels by registration (propagate); default auto")
+        p.add_argument("--deformable", action="store_true", help="with --labels-from propagate: "
+                       "add a gentle B-spline stage after the rigid follow-up -> baseline "
+                       "registration (muscle shape changes between visits)")
         p.add_argument("--oedema-change", type=float, metavar="F", help="oedema fraction change "
                        "(0-1) that counts as improved/worse (default 0.10)")
         p.add_argument("--suv-change-rel", type=float, metavar="F", help="relative SUV change "

@@ -55,6 +55,9 @@ class PipelineOptions:
     labels: dict[str, str] = field(default_factory=dict)  # visit -> user label file
     label_mapping: str | None = None
     labels_from: str = "auto"  # follow-up: "auto" or "propagate"
+    #: With ``labels_from="propagate"``: a B-spline stage after the rigid follow-up ->
+    #: baseline registration (:func:`myoimg.segment.register.register_rigid_affine`).
+    deformable: bool = False
     reference_labels: tuple[int, ...] | None = None
     oedema_threshold: str | float = "mean+2sd"
     oedema_baseline: str = "per-muscle"  # healthy level: "per-muscle" or "reference"
@@ -117,6 +120,7 @@ class PipelineOptions:
             labels=labels,
             label_mapping=args.label_mapping,
             labels_from=getattr(args, "labels_from", "auto"),
+            deformable=bool(getattr(args, "deformable", False)),
             reference_labels=_parse_reference(args.reference),
             oedema_threshold=_number_or_text(args.oedema_threshold),
             oedema_baseline=args.oedema_baseline,
@@ -456,10 +460,12 @@ def _mri_labels(t2: Any, visit: str, options: PipelineOptions, progress: Progres
 
         progress.stage(f"{visit}: registering follow-up to baseline MRI")
         # register_rigid_affine masks both images to the thighs itself.
-        reg = register_rigid_affine(t2.image, baseline["image"])
+        reg = register_rigid_affine(t2.image, baseline["image"], deformable=options.deformable)
         entry["registration"]["followup_to_baseline"] = _reg_summary(reg)
         require_ok(reg)
-        entry["segmentation"] = {"method": "propagated from baseline", "messages": list(reg.messages)}
+        entry["segmentation"] = {"method": "propagated from baseline",
+                                 "registration": "rigid + B-spline" if options.deformable else "rigid",
+                                 "messages": list(reg.messages)}
         return propagate_labels(baseline["labels"], reg.transform, t2.image)
     from myoimg.segment.auto import segment_thigh
 

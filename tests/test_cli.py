@@ -205,7 +205,7 @@ def test_compare_options_reach_the_pipeline():
         "compare", "b", "f", "-o", "out", "--series", "followup:t2fs=5", "--series", "pet=1.2.3",
         "--reference", "R_HAM,18", "--oedema-threshold", "1.5", "--oedema-change", "0.2",
         "--labels-from", "propagate", "--no-erode", "--tbr-change", "0.4",
-        "--avid-change-rel", "0.5", "--avid-change-abs", "2",
+        "--avid-change-rel", "0.5", "--avid-change-abs", "2", "--deformable",
     ])
     options = PipelineOptions.from_args(args)
     assert options.series == {"followup": {"t2fs": "5", "pet": "1.2.3"}, "baseline": {"pet": "1.2.3"}}
@@ -213,7 +213,7 @@ def test_compare_options_reach_the_pipeline():
     assert options.oedema_threshold == 1.5 and options.erode_inplane == 0
     assert options.response_thresholds == {"oedema_fraction_abs": 0.2, "tbr_rel": 0.4,
                                            "avid_rel": 0.5, "avid_abs": 2.0}
-    assert options.labels_from == "propagate"
+    assert options.labels_from == "propagate" and options.deformable
 
 
 def test_unknown_reference_muscle_is_a_clear_error(capsys, tmp_path):

@@ -187,8 +187,6 @@ def test_propagation_without_baseline_labels_is_not_silent(monkeypatch):
     """--labels-from propagate with no baseline MRI labels: segmented, and said so."""
     import types
 
-    import SimpleITK as sitk
-
     import myoimg.segment.auto as auto
     from myoimg.pipeline import _mri_labels
     from myoimg.progress import Progress
@@ -204,6 +202,35 @@ def test_propagation_without_baseline_labels_is_not_silent(monkeypatch):
     labels = _mri_labels(t2, "followup", options, Progress(quiet=True), None, entry)
     assert labels is stub.labels and entry["segmentation"]["method"] == "automatic"
     assert any("no MRI labels to carry" in w for w in entry["warnings"])
+
+
+@pytest.mark.parametrize("deformable", [False, True])
+def test_propagation_registers_as_asked(monkeypatch, deformable):
+    """--deformable reaches the follow-up -> baseline registration and is recorded."""
+    import types
+
+    import myoimg.segment.register as register
+    from myoimg.pipeline import _mri_labels
+    from myoimg.progress import Progress
+
+    image = sitk.Image(4, 4, 2, sitk.sitkFloat32)
+    labels = sitk.Image(4, 4, 2, sitk.sitkUInt8)
+    calls = []
+
+    def fake_register(fixed, moving, **kw):
+        calls.append(kw)
+        return types.SimpleNamespace(ok=True, metric=-0.5, quality={}, messages=[],
+                                     transform=sitk.Transform())
+
+    monkeypatch.setattr(register, "register_rigid_affine", fake_register)
+    entry = {"warnings": [], "registration": {}}
+    t2 = types.SimpleNamespace(image=image, headers=[])
+    options = PipelineOptions(quiet=True, labels_from="propagate", deformable=deformable)
+    _mri_labels(t2, "followup", options, Progress(quiet=True),
+                {"image": image, "labels": labels}, entry)
+    assert calls == [{"deformable": deformable}]
+    assert entry["segmentation"]["method"] == "propagated from baseline"
+    assert entry["segmentation"]["registration"] == ("rigid + B-spline" if deformable else "rigid")
 
 
 def test_anonymize_keeps_patient_id_out_of_outputs(sample_data, tmp_path):
