@@ -141,3 +141,26 @@ def test_t1_with_red_marrow_keeps_the_void():
     assert not fem.fat_core and not fem.from_marrow
     assert fem.centre_xy == pytest.approx(plain.centre_xy)
     assert fem.radius_mm == pytest.approx(plain.radius_mm)
+
+
+def test_fat_ring_round_bright_vessels_is_no_rival():
+    """Fat-suppressed slice: the femur (void cortex round dark fatty marrow) and, 45 mm
+    medial of it, the adductor canal's round fat pad (dark) round the femoral vessels
+    (brighter than muscle). Filled in, the pad is a round dark blob of a comparable size,
+    and two such voids in one limb cancel; a void round something brighter than muscle is
+    blood in fat, not bone (marrow is dark here), so the femur stays and the pad is no
+    rival."""
+    x, y, r = _grid()
+    sl = np.where(r <= 80.0, MUSCLE, 0.0)
+    sl[r > 72.0] = 0.15 * MUSCLE  # suppressed subcutaneous fat
+    sl[r < 12.0] = 5.0  # cortex
+    sl[r < 7.0] = 0.1 * MUSCLE  # fatty marrow, suppressed
+    canal = np.hypot(x + 45.0, y)
+    sl[canal < 10.0] = 0.12 * MUSCLE  # the canal's fat pad
+    sl[np.hypot(x + 47.0, y - 2.0) < 3.5] = 2.5 * MUSCLE  # artery
+    sl[np.hypot(x + 42.0, y + 2.5) < 4.0] = 2.5 * MUSCLE  # vein
+    sl = (sl + np.random.default_rng(0).normal(0.0, 4.0, sl.shape)).astype(np.float32)
+    body = r <= 80.0
+    (fem,) = find_femurs(sl, body, (1.0, 1.0), x, y)
+    assert np.hypot(*fem.centre_xy) < 1.0 and not fem.bright_core
+    assert fem.radius_mm == pytest.approx(12.0, abs=1.0)

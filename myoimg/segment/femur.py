@@ -50,6 +50,12 @@ MARROW_CORE_MIN = 0.1
 # cortex when young, thinner with age and osteoporosis), 0.55 taken: the bone's outline
 # from its marrow where the cortex cannot be told from muscle.
 CANAL_TO_SHAFT = 0.55
+# On fat-suppressed images a void round a core brighter than BRIGHT_CORE_LEVEL x the
+# deep-thigh median (muscle) on at least BRIGHT_CORE_MIN of its area is fat round blood:
+# the femoral artery and vein in the adductor canal (about a third of the canal's fat pad),
+# not marrow, which is dark there (fatty) or at most muscle-grey (red marrow).
+BRIGHT_CORE_LEVEL = 1.5
+BRIGHT_CORE_MIN = 0.05
 
 
 @dataclass
@@ -63,6 +69,7 @@ class FemurCandidate:
     score: float
     from_marrow: bool = False  # found as its bright marrow (fat-bright images)
     fat_core: bool = False  # a void holding fat (marrow) inside, on fat-bright images
+    bright_core: bool = False  # a void round something brighter than muscle (fat-suppressed)
 
 
 def _dark_threshold(sm: np.ndarray, body: np.ndarray, depth: np.ndarray) -> float:
@@ -126,7 +133,13 @@ def find_femurs(
     if not marrow_only:
         core = MARROW_LEVEL * fat if fat_bright else None
         cands = _void_candidates(sm, body, depth, ref, (si, sj), x, y, marrow=False,
-                                 core_level=core)  # fmt: skip
+                                 core_level=core,
+                                 bright_level=None if fat_bright else BRIGHT_CORE_LEVEL * ref)  # fmt: skip
+        if any(not c.bright_core for c in cands):
+            # On fat-suppressed images the marrow is dark: a ring of fat round bright
+            # blood (the femoral vessels in the adductor canal's fat) is no bone, and no
+            # rival either. Where every void is such (marrow oedema), all stay.
+            cands = [c for c in cands if not c.bright_core]
         if any(c.fat_core for c in cands):
             # Voids with fatty marrow inside are bone; voids without (near-black muscle
             # bellies on a fat image) neither compete with them nor count as rivals.
@@ -151,6 +164,7 @@ def _void_candidates(
     y: np.ndarray,
     marrow: bool,
     core_level: float | None = None,
+    bright_level: float | None = None,
 ) -> list[FemurCandidate]:
     """Round, deep, shaft-sized dark blobs of ``sm`` at a few void levels (fractions of
     ``ref``); ``marrow``: the blobs are the medullary canal (their diameter is turned into
@@ -194,6 +208,7 @@ def _void_candidates(
             score = reg.solidity * (1.0 - 0.5 * reg.eccentricity) * size_pen
             m = lab == reg.label
             cored = core_level is not None and (sm[m] > core_level).mean() >= MARROW_CORE_MIN
+            bright = bright_level is not None and (sm[m] > bright_level).mean() >= BRIGHT_CORE_MIN
             cands.append(
                 FemurCandidate(
                     mask=m,
@@ -203,6 +218,7 @@ def _void_candidates(
                     score=float(score),
                     from_marrow=marrow,
                     fat_core=cored,
+                    bright_core=bright,
                 )
             )
     return cands
