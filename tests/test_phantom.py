@@ -30,7 +30,7 @@ from myoimg.phantom import (
     rasterise,
     rigid_matrix,
 )
-from myoimg.phantom.anatomy import CORTEX, MARROW, SUBFAT, VESSEL
+from myoimg.phantom.anatomy import CORTEX, FASCIA, MARROW, SUBFAT, VESSEL
 
 RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -151,6 +151,26 @@ def test_femoral_vessels_lie_where_vm_adductors_and_sartorius_meet(seed):
                 assert dist[g][vessels].min() <= 8.0, (side, z, g)
 
 
+@pytest.mark.parametrize("seed", [1, 301])
+def test_sartorius_is_one_strap_under_the_fascia(seed):
+    """The sartorius lies directly under the deep fascia, one piece in every section, with
+    the vastus medialis deep to it (one piece too). Until session 25 its ellipse lay inside
+    the vastus medialis', which outscored it there: it won only leftover corners on either
+    side (seed 301: in pieces on 38 % of leg-slices, the vastus medialis between them)."""
+    step = 0.5
+    for z, codes in _sections(make_anatomy(seed), step, zs=(-60.0, -20.0, 20.0, 60.0)):
+        outside = ndi.binary_dilation(np.isin(codes, [SUBFAT, FASCIA]), iterations=4)
+        for side in "RL":
+            for g in ("SAR", "VM"):
+                m = codes == BY_NAME[f"{side}_{g}"].id
+                lab, n = ndi.label(m)
+                sizes = np.bincount(lab.ravel())[1:]
+                # a crumb at an edge is allowed; not a second part with a muscle between
+                assert n >= 1 and sizes.sum() - sizes.max() <= 0.1 * sizes.sum(), (side, z, g)
+            sar = codes == BY_NAME[f"{side}_SAR"].id
+            assert (sar & outside).sum() >= 0.2 * np.sqrt(sar.sum()), (side, z)  # under the fascia
+
+
 def test_seeds_give_different_anatomy_and_shared_across_visits():
     a1, a2 = make_anatomy(1), make_anatomy(2)
     assert a1.legs["R"].a != a2.legs["R"].a
@@ -213,6 +233,8 @@ def test_oedema_edge_is_sharp(visit):
         p = pts[codes == m.id].astype(np.float64)
         f = field(p) - t
         p = p[np.abs(f) < 0.05]
+        if len(p) == 0:  # no sample near this muscle's (small, follow-up) oedema edge
+            continue
         h = 0.01  # mm
         for _ in range(4):  # Newton steps along the gradient onto field == threshold
             g = np.stack([(field(p + h * e) - field(p - h * e)) / (2 * h) for e in np.eye(3)], 1)

@@ -55,6 +55,12 @@ N_CODES = 28
 _GROUPS = ("VL", "VM", "RF", "SAR", "GRA", "ADD", "HAM")  # ellipse-scored muscles (VI apart)
 #: Fat (mm) between the femoral vessels and any muscle (their sheath in the canal's fat).
 VESSEL_SHEATH_MM = 1.5
+#: Normalised radius (1 = the reference fascia ellipse) of the sartorius' outer edge. Until
+#: session 25 its centre followed a straight chord at radius 0.66-0.7, so its ellipse lay
+#: inside the vastus medialis', which outscored it there: the sartorius won only leftover
+#: corners on either side (in pieces on 23 % of leg-slices, seeds 1-4 and 300-303; 38 % in
+#: seed 301), with vastus medialis reaching the fascia between them (9 % in pieces).
+SAR_OUTER = 0.97
 
 
 @dataclass
@@ -137,6 +143,9 @@ class MuscleShape:
     tangential: bool  # long axis follows the thigh outline (sartorius)
     harm: Harmonics
     weight: float = 1.0
+    #: Tangential straps: the centre's normalised distance from the thigh's centre (its
+    #: direction still follows centre + slope * z), so that the strap stays under the fascia.
+    radius: float | None = None
 
 
 @dataclass
@@ -237,8 +246,12 @@ def _skin_radius(leg: Leg, u, v, z, r):
 def _ellipse_score(m: MuscleShape, u, v, z, A, B):
     """A muscle's bare score at local points (u, v, z) (~signed distance, mm, to its
     ellipse, times its weight) and the points in the ellipse's frame (x1, y1)."""
-    cu = (m.centre[0] + m.slope[0] * z) * A
-    cv = (m.centre[1] + m.slope[1] * z) * B
+    cu = m.centre[0] + m.slope[0] * z
+    cv = m.centre[1] + m.slope[1] * z
+    if m.radius is not None:
+        n = np.maximum(np.hypot(cu, cv), 1e-6)
+        cu, cv = cu * (m.radius / n), cv * (m.radius / n)
+    cu, cv = cu * A, cv * B
     sz = np.clip(1.0 + m.size_slope * z, 0.35, 1.8)
     ea, eb = m.axes[0] * A * sz, m.axes[1] * B * sz
     if m.tangential:  # long axis along the outline: normal direction rotated by 90 deg
@@ -445,6 +458,9 @@ def _make_leg(
     # small muscles get a lower score slope so that big neighbours do not crowd them out
     muscles["GRA"].weight *= 0.55
     muscles["SAR"].weight *= 0.8
+    # The sartorius is a strap directly under the deep fascia: its centre at its own
+    # half-thickness below it (SAR_OUTER), wherever it lies along its spiral.
+    muscles["SAR"].radius = SAR_OUTER - muscles["SAR"].axes[1]
     return Leg(
         side=side,
         sign=sign,
