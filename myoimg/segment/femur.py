@@ -171,7 +171,9 @@ def _void_candidates(
     the shaft's); ``core_level``: a blob with MARROW_CORE_MIN of its pixels above it holds
     fat inside (``fat_core``: the marrow inside the cortex ring, on fat-bright images; a
     near-black muscle belly on a Dixon fat image is as round and dark as the cortex, but
-    holds none)."""
+    holds none); ``bright_level``: a blob with BRIGHT_CORE_MIN of its pixels above it holds
+    something brighter than muscle (``bright_core``: blood in the adductor canal's fat, on
+    fat-suppressed images, where marrow is dark)."""
     si, sj = spacing_ij
     px = min(si, sj)
     to_shaft = 1.0 / CANAL_TO_SHAFT if marrow else 1.0  # blob diameter -> shaft's
