@@ -103,6 +103,22 @@ def _crop_box(
     return box[0], box[1]
 
 
+def _spread_slices(marked: np.ndarray, n_slices: int) -> list[int]:
+    """``n_slices`` slice indices evenly spread over the slices of ``marked`` (k, j, i) that
+    hold any non-zero pixel (over all slices if none does)."""
+    has = np.nonzero(marked.reshape(marked.shape[0], -1).any(1))[0]
+    pool = has if has.size else np.arange(marked.shape[0])
+    n = max(1, min(int(n_slices), pool.size))
+    return [int(k) for k in pool[np.linspace(0, pool.size - 1, n).round().astype(int)]]
+
+
+def _grey_window(pixels: np.ndarray) -> tuple[float, float]:
+    """Display range: the 0.5-99.5 percentiles of the finite ``pixels`` (0-1 if none)."""
+    finite = pixels[np.isfinite(pixels)]
+    vmin, vmax = (float(v) for v in np.percentile(finite, (0.5, 99.5))) if finite.size else (0.0, 1.0)
+    return vmin, (vmax if vmax > vmin else vmin + 1.0)
+
+
 def _outline_rgba(lab2d: np.ndarray, colours: dict[int, tuple[float, float, float]]) -> np.ndarray:
     """RGBA (rows, cols, 4) overlay: inner label boundaries ``OUTLINE_PX`` pixels wide.
 
@@ -179,10 +195,8 @@ def save_qc_png(
     if a.ndim != 3 or a.shape != la.shape:
         raise ValueError("image must be 3-D and labels must be on the image grid")
     direction = image.GetDirection()
-    has = np.nonzero(la.reshape(la.shape[0], -1).any(1))[0]
-    pool = has if has.size else np.arange(a.shape[0])
-    n = max(1, min(int(n_slices), pool.size))
-    ks = [int(k) for k in pool[np.linspace(0, pool.size - 1, n).round().astype(int)]]
+    ks = _spread_slices(la, n_slices)
+    n = len(ks)
     colours = colour_table()
 
     # Display-oriented slices (rows toward +y = posterior, columns toward +x = left).
@@ -193,14 +207,7 @@ def save_qc_png(
         rs, cs = _crop_box(labs != 0, spacing_rc, MARGIN_MM)
         imgs, labs = imgs[:, rs, cs], labs[:, rs, cs]
 
-    # Window from the shown pixels only.
-    finite = imgs[np.isfinite(imgs)]
-    if finite.size:
-        vmin, vmax = (float(v) for v in np.percentile(finite, (0.5, 99.5)))
-    else:
-        vmin, vmax = 0.0, 1.0
-    if not vmax > vmin:
-        vmax = vmin + 1.0
+    vmin, vmax = _grey_window(imgs)  # from the shown pixels only
 
     # Layout in PNG pixels (see module docstring).
     h_mm = labs.shape[1] * spacing_rc[0]
@@ -322,10 +329,8 @@ def save_steps_png(
     a = sitk.GetArrayFromImage(shown).astype(np.float32)
     arr = {k: sitk.GetArrayFromImage(v) for k, v in vols.items()}
     direction = shown.GetDirection()
-    has = np.nonzero(arr["thigh"].reshape(a.shape[0], -1).any(1))[0]
-    pool = has if has.size else np.arange(a.shape[0])
-    n = max(1, min(int(n_slices), pool.size))
-    ks = [int(k) for k in pool[np.linspace(0, pool.size - 1, n).round().astype(int)]]
+    ks = _spread_slices(arr["thigh"], n_slices)
+    n = len(ks)
     disp = {k: np.stack([_display_slice(v[z], direction) for z in ks]) for k, v in arr.items()}
     imgs = np.stack([_display_slice(a[z], direction) for z in ks])
     spacing_rc = _display_spacing(shown)
@@ -345,9 +350,7 @@ def save_steps_png(
     for r, k in enumerate(ks):
         # Grey window per slice (0.5-99.5 percentiles of the shown crop): shading and
         # coverage differ along the stack.
-        finite = imgs[r][np.isfinite(imgs[r])]
-        vmin, vmax = (float(v) for v in np.percentile(finite, (0.5, 99.5))) if finite.size else (0.0, 1.0)
-        vmax = vmax if vmax > vmin else vmin + 1.0
+        vmin, vmax = _grey_window(imgs[r])
         for c in range(4):
             ax = fig.add_subplot(n, 4, r * 4 + c + 1)
             ax.imshow(imgs[r], cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
