@@ -135,16 +135,14 @@ def find_femurs(
         cands = _void_candidates(sm, body, depth, ref, (si, sj), x, y, marrow=False,
                                  core_level=core,
                                  bright_level=None if fat_bright else BRIGHT_CORE_LEVEL * ref)  # fmt: skip
-        if any(not c.bright_core for c in cands):
-            # On fat-suppressed images the marrow is dark: a ring of fat round bright
-            # blood (the femoral vessels in the adductor canal's fat) is no bone, and no
-            # rival either. Where every void is such (marrow oedema), all stay.
-            cands = [c for c in cands if not c.bright_core]
-        if any(c.fat_core for c in cands):
-            # Voids with fatty marrow inside are bone; voids without (near-black muscle
-            # bellies on a fat image) neither compete with them nor count as rivals.
-            # Where none holds fat (red marrow, as dark as muscle on T1), all stay.
-            cands = [c for c in cands if c.fat_core]
+        # On fat-suppressed images the marrow is dark: a ring of fat round bright blood
+        # (the femoral vessels in the adductor canal's fat) is no bone, and no rival
+        # either. Where every void is such (marrow oedema), all stay.
+        cands = [c for c in cands if not c.bright_core] or cands
+        # Voids with fatty marrow inside are bone; voids without (near-black muscle
+        # bellies on a fat image) neither compete with them nor count as rivals. Where
+        # none holds fat (red marrow, as dark as muscle on T1), all stay.
+        cands = [c for c in cands if c.fat_core] or cands
     if marrow_only or (fat_bright and fat > 0.0 and not cands):
         # Fat (and marrow) dark, muscle and cortex bright: the void search finds the marrow.
         inv = np.maximum(fat - sm, 0.0)
