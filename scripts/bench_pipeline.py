@@ -56,7 +56,8 @@ def _sitk_read_seconds(folder: Path) -> float:
     return time.perf_counter() - t0
 
 
-def bench_compare(baseline: Path, followup: Path) -> None:
+def bench_compare(baseline: Path, followup: Path) -> float:
+    """Time ``myoimg compare``; returns the reference read time (s) measured with it."""
     from myoimg.pipeline import PipelineOptions, run_compare
     from myoimg.progress import Progress
 
@@ -78,6 +79,7 @@ def bench_compare(baseline: Path, followup: Path) -> None:
     own, child = _peak_rss_mb()
     print(f"  peak resident memory: {own:.0f} MB here, {child:.0f} MB the largest worker "
           f"process; at most {own + 2 * child:.0f} MB together   (target <= 2048 MB)")
+    return ref
 
 
 def bench_segment(path: Path) -> None:
@@ -95,12 +97,12 @@ def bench_segment(path: Path) -> None:
           f"load {load:.2f} s; ratio {seg / max(load, 1e-9):.0f}x load")
 
 
-def bench_registration(baseline: Path, followup: Path) -> None:
+def bench_registration(baseline: Path, followup: Path, ref: float) -> None:
+    """Time each registration on its own; ``ref``: the reference read time (s)."""
     from myoimg.errors import SeriesSelectionError
     from myoimg.io import load_image
     from myoimg.segment.register import register_rigid_affine
 
-    ref = min(_sitk_read_seconds(baseline) for _ in range(3))
     base = load_image(baseline, role="t2fs").image
     follow = load_image(followup, role="t2fs").image
     jobs = [("follow-up T2-FS -> baseline T2-FS, rigid", base, follow, False),
@@ -129,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.folders and len(args.folders) != 2:
         parser.error("give BASELINE_DIR and FOLLOWUP_DIR, or nothing for sample_data/")
     baseline, followup = args.folders or (ROOT / "sample_data/baseline", ROOT / "sample_data/followup")
-    bench_compare(baseline, followup)
-    bench_registration(baseline, followup)
+    ref = bench_compare(baseline, followup)
+    bench_registration(baseline, followup, ref)
     bench_segment(baseline)
     default_real = ROOT / "tests/data/huashan-001/image.nii.gz"
     for path in args.real or ([default_real] if default_real.exists() else []):
