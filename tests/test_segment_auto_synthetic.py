@@ -683,16 +683,35 @@ def test_septum_gap_links_join_aligned_line_ends_only():
     ridge[10:41, 15] = 1.0  # lines D and E: collinear, 30 px apart
     ridge[71:110, 15] = 1.0
     assert comp.LINK_GAP_MM < 30.0
-    links = comp._septum_gap_links(ridge, np.ones(ridge.shape, bool), 1.0)
+    links, _ = comp._septum_gap_links(ridge, np.ones(ridge.shape, bool), 1.0)
     assert len(links) == 1
     jj, ii = links[0]
     assert set(ii.tolist()) == {50} and sorted(jj.tolist()) == list(range(40, 56))
 
 
+def test_septum_loose_ends_are_carried_to_the_line_or_border_they_point_at():
+    """A septum line that stops 15 mm short of another line is carried on to it, and to
+    the compartment border 5 mm beyond its other end; ends pointing at nothing within
+    EXTEND_MM, and lines shorter than EXTEND_MIN_MM, are left alone."""
+    from myoimg.segment import compartments as comp
+
+    ridge = np.zeros((120, 120))
+    inside = np.zeros(ridge.shape, bool)
+    inside[5:111, 5:115] = True
+    ridge[10:41, 50] = 1.0  # line A: ends (10, 50) and (40, 50), pointing up and down
+    ridge[55, 30:71] = 1.0  # line C across A's way, 15 px below it; its ends point sideways
+    ridge[90:96, 100] = 1.0  # line D: 6 px long, its end 15 px from the border
+    assert comp.EXTEND_MIN_MM > 6.0 and comp.EXTEND_MM >= 15.0  # D too short to carry on
+    links, ext = comp._septum_gap_links(ridge, inside, 1.0)
+    assert links == []
+    got = sorted((int(jj.min()), int(jj.max()), sorted(set(ii.tolist()))) for jj, ii in ext)
+    assert got == [(5, 10, [50]), (40, 55, [50])]
+
+
 def test_vastus_intermedius_does_not_leak_through_a_broken_septum(monkeypatch):
     """A ring septum round VI (22 mm from the femur centre), broken over 40 degrees
-    (15 mm) laterally: without the gap link the VI flood leaks out through the gap into
-    VL; with it VI stays inside the ring."""
+    (15 mm) laterally: without the gap link (nor the loose ends carried on) the VI flood
+    leaks out through the gap into VL; with either VI stays inside the ring."""
     from myoimg.segment import compartments as comp
 
     def ring(r, th):
@@ -701,12 +720,16 @@ def test_vastus_intermedius_does_not_leak_through_a_broken_septum(monkeypatch):
     sl, x, y, r, th = _right_leg_slice(3, ring)
     vi_id = comp.GROUPS.index("VI") + 1
     outside = {}
-    for gap in (0.0, comp.LINK_GAP_MM):
+    link_mm, extend_mm = comp.LINK_GAP_MM, comp.EXTEND_MM
+    for name, gap, ext in (("none", 0.0, 0.0), ("link", link_mm, 0.0), ("extend", 0.0, extend_mm)):
         monkeypatch.setattr(comp, "LINK_GAP_MM", gap)
+        monkeypatch.setattr(comp, "EXTEND_MM", ext)
         res = _split_right_leg(sl, x, y, r, 0.5)
-        outside[gap] = int(((res.groups == vi_id) & (r > 24.0) & (th > 40) & (th < 100)).sum())
-    assert outside[0.0] > 100  # the leak the rule is for
-    assert outside[comp.LINK_GAP_MM] < 10
+        outside[name] = int(((res.groups == vi_id) & (r > 24.0) & (th > 40) & (th < 100)).sum())
+    assert outside["none"] > 100  # the leak the rules are for
+    assert outside["link"] < 10
+    # Either loose end carried on alone (no link) closes the gap as well.
+    assert outside["extend"] < 10
 
 
 def _partial_volume_disk(muscle: float, fat: float, radius_px: float = 15.0):
