@@ -613,15 +613,17 @@ def _septum_gap_links(
     # Loose ends: the nearest pixel of another line or of the compartment's border inside
     # the cone the end points into.
     border = inside & ~ndi.binary_erosion(inside)
+    tgt = np.argwhere((lab > 0) | border)
+    tgt_line, tgt_border = lab[tgt[:, 0], tgt[:, 1]], border[tgt[:, 0], tgt[:, 1]]
     cos_ext = np.cos(np.radians(EXTEND_MAX_DEG))
     ext = []
     for n, (e, c) in enumerate(zip(ends, comp, strict=True)):
         if n in used or long_enough[n] < EXTEND_MIN_MM:
             continue
-        tgt = np.argwhere(((lab > 0) & (lab != c)) | border)
         v = tgt - e
         d = np.hypot(v[:, 0], v[:, 1])
-        hit = (d >= 1.0) & (d * px <= EXTEND_MM) & (v @ dirs[n] >= cos_ext * d)
+        hit = ((tgt_line > 0) & (tgt_line != c)) | tgt_border
+        hit &= (d >= 1.0) & (d * px <= EXTEND_MM) & (v @ dirs[n] >= cos_ext * d)
         if hit.any():
             t = tgt[hit][np.argmin(d[hit])]
             ext.append(draw.line(*e, *t))
@@ -949,7 +951,8 @@ def segment_leg_slice_turned(
     else:
         fatness = (~muscle_like).astype(np.float32) * W_FAT
     elev = ridge + fatness
-    # Septa broken on this slice are closed where their ends point at each other.
+    # Septa broken on this slice are closed where their ends point at each other, and
+    # those that fade out are carried on to what they point at.
     links, extensions = _septum_gap_links(ridge, inside, px)
     for jj, ii in links:
         elev[jj, ii] = np.maximum(elev[jj, ii], LINK_ELEV)
