@@ -103,6 +103,15 @@ def _crop_box(
     return box[0], box[1]
 
 
+def _axial(*images: sitk.Image) -> tuple[sitk.Image, ...]:
+    """``images`` (same grid) re-stacked into axial slices when the first is stored in
+    another axis order (:func:`myoimg.segment.thigh.axial_order`); unchanged otherwise."""
+    order = axial_order(images[0]) if images[0].GetDimension() == 3 else None
+    if order is None or order == [0, 1, 2]:
+        return images
+    return tuple(sitk.PermuteAxes(im, order) for im in images)
+
+
 def _spread_slices(marked: np.ndarray, n_slices: int) -> list[int]:
     """``n_slices`` slice indices evenly spread over the slices of ``marked`` (k, j, i) that
     hold any non-zero pixel (over all slices if none does)."""
@@ -181,10 +190,8 @@ def save_qc_png(
     Path
         The written file.
     """
-    if image.GetDimension() == 3 and labels.GetSize() == image.GetSize():
-        order = axial_order(image)
-        if order is not None and order != [0, 1, 2]:
-            image, labels = (sitk.PermuteAxes(im, order) for im in (image, labels))
+    if labels.GetSize() == image.GetSize():
+        image, labels = _axial(image, labels)
     # Figure + Agg canvas directly: no pyplot global state, no GUI backend.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -320,12 +327,9 @@ def save_steps_png(
         if key not in steps:
             raise ValueError(f"result.steps has no {key!r}: not a segment_thigh result")
     shown = steps.get("prepared", image)
-    vols = {k: steps[k] for k in ("thigh", "femur", "muscle", "compartments")}
-    vols["labels"] = result.labels
-    order = axial_order(shown) if shown.GetDimension() == 3 else None
-    if order is not None and order != [0, 1, 2]:
-        shown = sitk.PermuteAxes(shown, order)
-        vols = {k: sitk.PermuteAxes(v, order) for k, v in vols.items()}
+    names = ("thigh", "femur", "muscle", "compartments", "labels")
+    shown, *rest = _axial(shown, *(steps[k] for k in names[:-1]), result.labels)
+    vols = dict(zip(names, rest, strict=True))
     a = sitk.GetArrayFromImage(shown).astype(np.float32)
     arr = {k: sitk.GetArrayFromImage(v) for k, v in vols.items()}
     direction = shown.GetDirection()
