@@ -582,8 +582,8 @@ def _septum_gap_links(
     ends = np.argwhere(skel & (nbrs == 1) & (sizes[lab] * px >= min(LINK_MIN_MM, EXTEND_MIN_MM)))
     if len(ends) == 0:
         return [], []
-    long_enough = sizes[lab[ends[:, 0], ends[:, 1]]] * px
     comp = lab[ends[:, 0], ends[:, 1]]
+    line_mm = sizes[comp] * px  # each end's line length
     # The direction an end points in: from the mean of its line's last LINK_TANGENT_MM.
     dirs = np.zeros((len(ends), 2))
     for n, (e, c) in enumerate(zip(ends, comp, strict=True)):
@@ -596,8 +596,8 @@ def _septum_gap_links(
     cos_max = np.cos(np.radians(LINK_MAX_DEG))
     ok = (
         (comp[:, None] != comp[None, :])
-        & (long_enough[:, None] >= LINK_MIN_MM)
-        & (long_enough[None, :] >= LINK_MIN_MM)
+        & (line_mm[:, None] >= LINK_MIN_MM)
+        & (line_mm[None, :] >= LINK_MIN_MM)
         & (dist >= 1.0)
         & (dist * px <= LINK_GAP_MM)
         & ((unit * dirs[:, None, :]).sum(axis=-1) >= cos_max)  # a points at b
@@ -618,7 +618,7 @@ def _septum_gap_links(
     cos_ext = np.cos(np.radians(EXTEND_MAX_DEG))
     ext = []
     for n, (e, c) in enumerate(zip(ends, comp, strict=True)):
-        if n in used or long_enough[n] < EXTEND_MIN_MM:
+        if n in used or line_mm[n] < EXTEND_MIN_MM:
             continue
         v = tgt - e
         d = np.hypot(v[:, 0], v[:, 1])
