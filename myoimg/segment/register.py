@@ -80,8 +80,11 @@ CT_BONE_HU = 250.0
 _Z_START_MM = 15.0
 #: MR <-> CT: MI is evaluated inside the fixed body eroded in-plane by this much (mm).
 _METRIC_ERODE_MM = 8.0
-#: MR <-> CT: metric samples per level (more than same-modality: MI is noisier).
-_MR_CT_SAMPLES = 100_000
+#: MR <-> CT: metric samples per level, coarse to fine (more than same-modality: MI is
+#: noisier). The finest level sets the result: with 100k samples there the craniocaudal
+#: error on 24 generated visits was up to 2.1 mm (0.90 mm RMS on average), which moved a
+#: rectus femoris' SUVmean by up to 4.3 %; 300k: up to 1.9 mm (0.75), 2.0 %.
+_MR_CT_SAMPLES = (100_000, 100_000, 300_000)
 #: Structure probe of :func:`check_registration`: perturbations (mm, degrees).
 _PROBE_SHIFT_MM = 5.0
 _PROBE_ANGLE_DEG = 2.0
@@ -548,7 +551,7 @@ def _register_rigid_multistart(
         (f, fm), (m, _) = levels[level]
         reg = _method(f, True, fm, 150)
         n = float(np.prod(f.GetSize()))
-        reg.SetMetricSamplingPercentage(min(1.0, _MR_CT_SAMPLES / n), 12345)
+        reg.SetMetricSamplingPercentage(min(1.0, _MR_CT_SAMPLES[level] / n), 12345)
         reg.SetInitialTransform(transform, inPlace=True)
         reg.Execute(f, m)
         its += int(reg.GetOptimizerIteration())
