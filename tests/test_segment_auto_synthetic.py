@@ -15,6 +15,7 @@ import pytest
 import SimpleITK as sitk
 
 from myoimg.labels import BY_NAME
+from myoimg.segment import fascia, septa
 from myoimg.segment.auto import segment_thigh
 
 SPACING = (1.0, 1.0, 8.0)  # mm (i, j, k)
@@ -193,20 +194,18 @@ def test_streaky_fat_replaced_rf_and_vm_stay_inside_fascia():
 
 def _fascia_profiles(fat_mm=10.0, n_d=60):
     """Polar profiles with a uniform fat layer: (first_muscle, musclelike, fatlike, line)."""
-    from myoimg.segment import compartments as comp
 
     d = np.arange(n_d, dtype=float)  # 1 mm depth grid
-    first = np.full(comp.N_BINS, fat_mm)
-    musclelike = np.broadcast_to(d >= fat_mm, (comp.N_BINS, n_d)).astype(float)
+    first = np.full(fascia.N_BINS, fat_mm)
+    musclelike = np.broadcast_to(d >= fat_mm, (fascia.N_BINS, n_d)).astype(float)
     fatlike = 1.0 - musclelike
     return first, musclelike, fatlike, np.zeros_like(fatlike)
 
 
 def test_fascia_depth_follows_uniform_fat():
-    from myoimg.segment import compartments as comp
 
     first, ml, fl, line = _fascia_profiles()
-    depth = comp._fascia_depth(first, ml, fl, line, 1.0)
+    depth = fascia.fascia_depth(first, ml, fl, line, 1.0)
     np.testing.assert_array_equal(depth, 10.0)
 
 
@@ -218,16 +217,15 @@ def test_fascia_depth_crosses_streaky_notch_not_smooth_thickening():
     costs nothing; crossing a 90-bin smooth-fat thickening costs FASCIA_CAP_MM per bin,
     90 * 5 = 450.
     """
-    from myoimg.segment import compartments as comp
 
-    assert 2 * 20 * comp.FASCIA_BEND < 90 * comp.FASCIA_CAP_MM * comp.FASCIA_PULL
+    assert 2 * 20 * fascia.FASCIA_BEND < 90 * fascia.FASCIA_CAP_MM * fascia.FASCIA_PULL
     first, ml, fl, line = _fascia_profiles()
     notch = slice(80, 120)  # 80 degrees wide, centred on anterior
     first[notch] = 30.0
     ml[notch, :30] = 0.0
     fl[notch, :] = 0.0  # streaky below 10 mm...
     fl[notch, :10] = 1.0  # ...under the smooth subcutaneous fat
-    depth = comp._fascia_depth(first, ml, fl, line, 1.0)
+    depth = fascia.fascia_depth(first, ml, fl, line, 1.0)
     np.testing.assert_array_equal(depth, 10.0)
 
     first, ml, fl, line = _fascia_profiles()
@@ -235,7 +233,7 @@ def test_fascia_depth_crosses_streaky_notch_not_smooth_thickening():
     first[thick] = 30.0
     ml[thick, :30] = 0.0
     fl[thick, :30] = 1.0
-    depth = comp._fascia_depth(first, ml, fl, line, 1.0)
+    depth = fascia.fascia_depth(first, ml, fl, line, 1.0)
     assert np.all(depth[55:125] == 30.0), depth[45:135]
     assert np.all(depth[:40] == 10.0) and np.all(depth[140:] == 10.0)
 
@@ -244,14 +242,13 @@ def test_fascia_depth_ignores_superficial_vein_and_takes_fascia_line():
     """A 4 mm muscle-like spot 5 mm under the skin (vein) over 2 bins stays outside:
     2 bins * 4 mm * FASCIA_EXCL = 16 < two 5 mm bends, 2 * 5 * FASCIA_BEND = 20.
     Within streaky tissue the contour sits on a fascia line."""
-    from myoimg.segment import compartments as comp
 
-    assert 2 * 4 * comp.FASCIA_EXCL < 2 * 5 * comp.FASCIA_BEND
+    assert 2 * 4 * fascia.FASCIA_EXCL < 2 * 5 * fascia.FASCIA_BEND
     first, ml, fl, line = _fascia_profiles()
     first[20:22] = 5.0
     ml[20:22, 5:9] = 1.0
     fl[20:22, 5:9] = 0.0
-    depth = comp._fascia_depth(first, ml, fl, line, 1.0)
+    depth = fascia.fascia_depth(first, ml, fl, line, 1.0)
     np.testing.assert_array_equal(depth, 10.0)
 
     # Streaky tissue from 4 mm down everywhere, a fascia line at 7 mm: the contour
@@ -259,7 +256,7 @@ def test_fascia_depth_ignores_superficial_vein_and_takes_fascia_line():
     first, ml, fl, line = _fascia_profiles()
     fl[:, 4:] = 0.0
     line[:, 7] = 1.0
-    depth = comp._fascia_depth(first, ml, fl, line, 1.0)
+    depth = fascia.fascia_depth(first, ml, fl, line, 1.0)
     np.testing.assert_array_equal(depth, 7.0)
 
 
@@ -269,10 +266,9 @@ def test_fascia_depth_keeps_partly_fat_replaced_muscle_under_the_fat():
     the contour drops to the streak (40 bins * FASCIA_LINE = 60 > two 8 mm bends, 32);
     with it, leaving 8 mm of such tissue outside costs 40 * 8 * FASCIA_KEEP = 48 more
     and the contour stays on top of the layer."""
-    from myoimg.segment import compartments as comp
 
-    assert 40 * comp.FASCIA_LINE > 2 * 8 * comp.FASCIA_BEND
-    assert 40 * 8 * comp.FASCIA_KEEP + 2 * 8 * comp.FASCIA_BEND > 40 * comp.FASCIA_LINE
+    assert 40 * fascia.FASCIA_LINE > 2 * 8 * fascia.FASCIA_BEND
+    assert 40 * 8 * fascia.FASCIA_KEEP + 2 * 8 * fascia.FASCIA_BEND > 40 * fascia.FASCIA_LINE
     first, ml, fl, line = _fascia_profiles()
     layer = slice(80, 120)
     first[layer] = 22.0
@@ -281,8 +277,8 @@ def test_fascia_depth_keeps_partly_fat_replaced_muscle_under_the_fat():
     line[layer, 18] = 1.0
     notfat = 1.0 - fl
     notfat[:, :10] = 0.0
-    np.testing.assert_array_equal(comp._fascia_depth(first, ml, fl, line, 1.0)[layer], 18.0)
-    depth = comp._fascia_depth(first, ml, fl, line, 1.0, notfat)
+    np.testing.assert_array_equal(fascia.fascia_depth(first, ml, fl, line, 1.0)[layer], 18.0)
+    depth = fascia.fascia_depth(first, ml, fl, line, 1.0, notfat)
     np.testing.assert_array_equal(depth, 10.0)
 
 
@@ -373,7 +369,7 @@ def test_fat_replaced_front_of_thigh_stays_inside_fascia():
     here) bounds the front fascia: at most LATERAL_FAT_TOL_MM deeper. RF deeper than
     that must be inside the fascia (before this rule: 0.4 % of RF was).
     """
-    from myoimg.segment.compartments import LATERAL_FAT_TOL_MM
+    from myoimg.segment.fascia import LATERAL_FAT_TOL_MM
 
     img, truth = make_phantom(False)
     arr = sitk.GetArrayFromImage(img)
@@ -635,23 +631,22 @@ def test_local_fat_likeness_follows_each_rays_own_fat():
     at 20 mm; the fat-muscle contrast is 1000. Samples within 0.05 of the contrast from the
     ray's fat are fat (1), 0.15 and more above it are not (0), half-way gives 0.5.
     """
-    from myoimg.segment import compartments as comp
 
-    assert comp.LOCAL_FAT_TOL == (0.05, 0.15)
+    assert fascia.LOCAL_FAT_TOL == (0.05, 0.15)
     depths = np.arange(0.0, 30.0, 1.0)
     rays = np.zeros((2, depths.size))
     rays[0], rays[1] = 100.0, 400.0
     rays[:, 15:18] += np.array([30.0, 100.0, 300.0])  # +0.03, +0.10, +0.30 of the contrast
     first = np.array([20.0, 20.0])
-    like = comp._local_fat_likeness(rays, first, depths, 1000.0, fat_bright=False)
+    like = fascia.local_fat_likeness(rays, first, depths, 1000.0, fat_bright=False)
     for r in (0, 1):
         assert like[r, 5] == pytest.approx(1.0)
         assert like[r, 15:18] == pytest.approx([1.0, 0.5, 0.0])
     # fat-bright contrasts: tissue darker than the ray's fat is not fat
-    like_t1 = comp._local_fat_likeness(-rays, first, depths, 1000.0, fat_bright=True)
+    like_t1 = fascia.local_fat_likeness(-rays, first, depths, 1000.0, fat_bright=True)
     assert like_t1[0, 15:18] == pytest.approx([1.0, 0.5, 0.0])
     # no fat under the skin on any ray (first muscle right below it): no information
-    none = comp._local_fat_likeness(rays, np.array([3.0, 3.0]), depths, 1000.0, False)
+    none = fascia.local_fat_likeness(rays, np.array([3.0, 3.0]), depths, 1000.0, False)
     assert (none == 1.0).all()
 
 
@@ -674,7 +669,6 @@ def test_thigh_cut_by_the_field_of_view_is_reported():
 def test_septum_gap_links_join_aligned_line_ends_only():
     """Two collinear septum lines 15 mm apart are joined; a line at right angles to them,
     and collinear lines further apart than LINK_GAP_MM, are not."""
-    from myoimg.segment import compartments as comp
 
     ridge = np.zeros((120, 120))
     ridge[10:41, 50] = 1.0  # line A, lower end (40, 50)
@@ -682,8 +676,8 @@ def test_septum_gap_links_join_aligned_line_ends_only():
     ridge[70, 60:91] = 1.0  # line C, at right angles, its end 10 px from B
     ridge[10:41, 15] = 1.0  # lines D and E: collinear, 30 px apart
     ridge[71:110, 15] = 1.0
-    assert comp.LINK_GAP_MM < 30.0
-    links, _ = comp._septum_gap_links(ridge, np.ones(ridge.shape, bool), 1.0)
+    assert septa.LINK_GAP_MM < 30.0
+    links, _ = septa.septum_gap_links(ridge, np.ones(ridge.shape, bool), 1.0)
     assert len(links) == 1
     jj, ii = links[0]
     assert set(ii.tolist()) == {50} and sorted(jj.tolist()) == list(range(40, 56))
@@ -693,7 +687,6 @@ def test_septum_loose_ends_are_carried_to_the_line_or_border_they_point_at():
     """A septum line that stops 15 mm short of another line is carried on to it, and to
     the compartment border 5 mm beyond its other end; ends pointing at nothing within
     EXTEND_MM, and lines shorter than EXTEND_MIN_MM, are left alone."""
-    from myoimg.segment import compartments as comp
 
     ridge = np.zeros((120, 120))
     inside = np.zeros(ridge.shape, bool)
@@ -701,8 +694,8 @@ def test_septum_loose_ends_are_carried_to_the_line_or_border_they_point_at():
     ridge[10:41, 50] = 1.0  # line A: ends (10, 50) and (40, 50), pointing up and down
     ridge[55, 30:71] = 1.0  # line C across A's way, 15 px below it; its ends point sideways
     ridge[90:96, 100] = 1.0  # line D: 6 px long, its end 15 px from the border
-    assert comp.EXTEND_MIN_MM > 6.0 and comp.EXTEND_MM >= 15.0  # D too short to carry on
-    links, ext = comp._septum_gap_links(ridge, inside, 1.0)
+    assert septa.EXTEND_MIN_MM > 6.0 and septa.EXTEND_MM >= 15.0  # D too short to carry on
+    links, ext = septa.septum_gap_links(ridge, inside, 1.0)
     assert links == []
     got = sorted((int(jj.min()), int(jj.max()), sorted(set(ii.tolist()))) for jj, ii in ext)
     assert got == [(5, 10, [50]), (40, 55, [50])]
@@ -720,10 +713,10 @@ def test_vastus_intermedius_does_not_leak_through_a_broken_septum(monkeypatch):
     sl, x, y, r, th = _right_leg_slice(3, ring)
     vi_id = comp.GROUPS.index("VI") + 1
     outside = {}
-    link_mm, extend_mm = comp.LINK_GAP_MM, comp.EXTEND_MM
+    link_mm, extend_mm = septa.LINK_GAP_MM, septa.EXTEND_MM
     for name, gap, ext in (("none", 0.0, 0.0), ("link", link_mm, 0.0), ("extend", 0.0, extend_mm)):
-        monkeypatch.setattr(comp, "LINK_GAP_MM", gap)
-        monkeypatch.setattr(comp, "EXTEND_MM", ext)
+        monkeypatch.setattr(septa, "LINK_GAP_MM", gap)
+        monkeypatch.setattr(septa, "EXTEND_MM", ext)
         res = _split_right_leg(sl, x, y, r, 0.5)
         outside[name] = int(((res.groups == vi_id) & (r > 24.0) & (th > 40) & (th < 100)).sum())
     assert outside["none"] > 100  # the leak the rules are for

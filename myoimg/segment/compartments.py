@@ -1,4 +1,6 @@
-"""Muscle compartments of one leg on one axial slice: fascia, polar model, watershed.
+"""Muscle compartments of one leg on one axial slice: polar seed model and watershed.
+
+The deep fascia comes from :mod:`.fascia`, the septa's gap links from :mod:`.septa`.
 
 Geometry: a polar frame around the femur. ``theta`` (degrees) is measured, from a point
 a quarter of the way from the femur centre to the muscle compartment's centroid
@@ -15,8 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import draw, filters, measure, morphology, segmentation
+from skimage import filters, segmentation
 
+from .fascia import N_BINS, find_fascia
+from .septa import EXTEND_ELEV, LINK_ELEV, SEPTUM_RIDGE, septum_gap_links
 from .thigh import SUBCUT_RING_MM
 
 __all__ = [
@@ -226,7 +230,6 @@ def marker_model(level: float | None = None):
     return tuple(out)
 
 
-N_BINS = 180
 W_FAT = 0.3
 MUSCLE_LIKE_FRAC = 0.4  # of the way from the leg's fat level to its muscle level
 # Watershed elevation from fat: W_FAT where the signal is at most FAT_RAMP[0] of the way
@@ -243,42 +246,6 @@ FAT_RAMP = (MUSCLE_LIKE_FRAC - 0.2, MUSCLE_LIKE_FRAC + 0.2)
 # the real case resampled to 0.8 / 1.0 / 1.1 mm .752 / .735 / .744 -> .753 / .740 / .749.
 COMPACTNESS_MM = 0.004
 SEPTUM_BAND_MM = 2.0  # septum pixels lie this close to a group border (mm)
-SEPTUM_RIDGE = 0.5  # ridge strength (fraction of its 99th percentile) of a septum
-R_CAP_FACTOR = 1.4
-RUN_MM = 5.0  # a muscle belly is >5 mm thick; superficial veins/skin are thinner
-# Anterior fat thickness check: the front sector (|theta| < 35 deg, where the rectus
-# femoris lies straight in front of the femur) against the flanks at +-45 deg (over the
-# VL/VI and VM sides of the anterior compartment).
-FRONT_DEG = 35.0
-FLANK_DEG = 45.0
-ANTERIOR_FAT_TOL_MM = 6.0  # real fat thickness differences between front and flanks
-LATERAL_FAT_TOL_MM = 10.0  # ...and between front and the lateral side (60-120 deg)
-# Fascia contour (dynamic programming over angular bins x depth, costs in mm-equivalents).
-FASCIA_STEP_MM = 1.0  # depth grid
-SKIN_MM = 3.0  # the blurred skin edge: the fascia lies deeper
-FASCIA_PULL = 1.0  # cost per mm of smooth fat left inside the fascia...
-FASCIA_CAP_MM = RUN_MM  # ...up to a thin muscle's thickness: deeper is a fat-replaced muscle
-TEXTURE_MM = 3.0  # texture window: a few residual muscle fibres across
-TEXTURE_FAT = 0.04  # local SD / fat-muscle contrast of smooth fat (noise only)...
-TEXTURE_MUSCLE = 0.10  # ...and of streaky fat-replaced muscle (fibres in fat)
-# Subcutaneous fat reference per ray: the fat from SKIN_MM down to LOCAL_FAT_MM deeper
-# (or to 1 mm above the first muscle); a sample looks like that fat up to LOCAL_FAT_TOL[0]
-# of the fat-muscle contrast away from it and not at all beyond LOCAL_FAT_TOL[1].
-LOCAL_FAT_MM = 10.0
-LOCAL_FAT_TOL = (0.05, 0.15)
-FASCIA_BEND = 2.0  # cost per mm of depth change between neighbouring (2-degree) bins
-FASCIA_EXCL = 2.0  # cost per mm of muscle-like tissue left outside the fascia
-# A partly fat-replaced muscle (between fat and muscle in signal, so neither muscle-like
-# nor fat-like) under the subcutaneous fat costs nothing on either side of the fascia, and
-# a streak of fat inside it (a fascia-like dark line) drew the contour through its middle
-# (real case: the upper rectus femoris cut in half on six slices). Tissue unlike the fat
-# above it on its own ray is inside the deep fascia, so leaving it out costs FASCIA_KEEP
-# per mm: a muscle's thickness outside outweighs a line, a vein's few mm do not. Only
-# below >= KEEP_BELOW_FAT_MM of fat-like tissue on the ray: where no fat layer shows
-# (over the hip, a thin or noisy layer) there is nothing to be "below".
-FASCIA_KEEP = 0.15
-KEEP_BELOW_FAT_MM = 3.0
-FASCIA_LINE = 1.5  # reward for sitting on a fascia line (dark ridge, 0-1)
 # VM's posterior limit (degrees from anterior, medial negative) by level along the shaft
 # (0 distal, 1 proximal), piecewise linear: the medial intermuscular septum leaves the
 # femur postero-medially, and VM wraps furthest back above the knee, where its oblique
@@ -340,294 +307,6 @@ class LegSlice:
     # uniform muscle (seeds in the wrong muscle) low.
     border_elevation: float = 0.0
     border_pixels: int = 0
-
-
-def _circular_filter(v: np.ndarray, size: int, fn) -> np.ndarray:
-    return fn(v, size=size, mode="wrap")
-
-
-def _ray_samples(
-    image: np.ndarray,
-    centre_xy: tuple[float, float],
-    x: np.ndarray,
-    y: np.ndarray,
-    lat_sign: float,
-    r_skin: np.ndarray,
-    depths: np.ndarray,
-    order: int = 0,
-) -> np.ndarray:
-    """Sample ``image`` (j, i) along each angular bin's ray at ``depths`` (mm) below the skin.
-
-    Returns an array (N_BINS, len(depths)); samples outside the slice are 0.
-    """
-    # 2-D affine of the slice: (x, y) = o + A @ (i, j); rays are sampled in pixels.
-    a = np.array([[x[0, 1] - x[0, 0], x[1, 0] - x[0, 0]], [y[0, 1] - y[0, 0], y[1, 0] - y[0, 0]]])
-    a_inv = np.linalg.inv(a)
-    o = np.array([x[0, 0], y[0, 0]])
-    theta = np.radians((np.arange(N_BINS) + 0.5) * 360.0 / N_BINS - 180.0)
-    d_xy = np.stack([lat_sign * np.sin(theta), -np.cos(theta)], axis=1)  # (bins, 2)
-    rr = r_skin[:, None] - depths[None, :]  # radius of each sample (bins, steps)
-    px_xy = np.asarray(centre_xy)[None, None, :] + rr[..., None] * d_xy[:, None, :]
-    ij = np.einsum("ab,nsb->nsa", a_inv, px_xy - o)
-    return ndi.map_coordinates(
-        image.astype(np.float32), [ij[..., 1], ij[..., 0]], order=order, cval=0.0
-    )
-
-
-def _first_muscle_depth(
-    muscle_like: np.ndarray,
-    centre_xy: tuple[float, float],
-    x: np.ndarray,
-    y: np.ndarray,
-    lat_sign: float,
-    r_skin: np.ndarray,
-    r_fem: np.ndarray,
-    step: float = 0.5,
-) -> np.ndarray:
-    """Depth (mm) below the skin of the first muscle run along each angular bin's ray."""
-    max_depth = float(r_skin.max())
-    depths = np.arange(0.0, max_depth + step, step)
-    samples = _ray_samples(muscle_like, centre_xy, x, y, lat_sign, r_skin, depths)
-    rr = r_skin[:, None] - depths[None, :]
-    # Reaching the femur ends the search: count it as muscle there.
-    samples[rr <= r_fem[:, None]] = 1.0
-    n_run = max(1, int(round(RUN_MM / step)))
-    c = np.concatenate([np.zeros((N_BINS, 1)), np.cumsum(samples, axis=1)], axis=1)
-    run_mean = np.full(samples.shape, 0.0)
-    m = samples.shape[1] - n_run + 1
-    if m > 0:
-        run_mean[:, :m] = (c[:, n_run:] - c[:, :-n_run]) / n_run
-    run_mean[:, max(m, 0) :] = 1.0
-    start = np.argmax(run_mean >= 0.8, axis=1)
-    return depths[start]
-
-
-def _local_fat_likeness(
-    rays: np.ndarray,
-    first_muscle: np.ndarray,
-    depths: np.ndarray,
-    contrast: float,
-    fat_bright: bool,
-) -> np.ndarray:
-    """How close each ray sample is to the subcutaneous fat of its own ray (0-1).
-
-    Parameters
-    ----------
-    rays : ndarray (N_BINS, n_depths)
-        Smoothed intensities along each angular bin's ray at ``depths`` (mm) below the skin.
-    first_muscle : ndarray (N_BINS,)
-        Depth (mm) of the first muscle run per bin; the fat reference lies above it.
-    depths : ndarray (n_depths,)
-        Sample depths (mm).
-    contrast : float
-        Fat-muscle contrast of the leg (intensity units).
-    fat_bright : bool
-        True for T1-like contrasts.
-
-    Returns
-    -------
-    ndarray (N_BINS, n_depths)
-        1 within LOCAL_FAT_TOL[0] x contrast of the ray's fat (or darker on fat-suppressed
-        images, brighter on fat-bright ones), falling to 0 at LOCAL_FAT_TOL[1]; all ones when
-        no ray shows enough fat under the skin.
-    """
-    top = np.minimum(first_muscle - 1.0, SKIN_MM + LOCAL_FAT_MM)
-    win = (depths[None, :] >= SKIN_MM) & (depths[None, :] < top[:, None])
-    ok = win.sum(axis=1) >= 2
-    if not ok.any():
-        return np.ones_like(rays)
-    loc = np.full(rays.shape[0], np.nan)
-    loc[ok] = np.nanmedian(np.where(win, rays, np.nan)[ok], axis=1)
-    loc[~ok] = np.median(loc[ok])  # thin or no fat under the skin: the leg's typical fat
-    dev = (rays - loc[:, None]) / max(contrast, 1e-6)
-    if fat_bright:
-        dev = -dev
-    lo, hi = LOCAL_FAT_TOL
-    return np.clip((hi - dev) / (hi - lo), 0.0, 1.0)
-
-
-def _fascia_depth(
-    first_muscle: np.ndarray,
-    musclelike: np.ndarray,
-    fatlike: np.ndarray,
-    line: np.ndarray,
-    step: float,
-    notfat: np.ndarray | None = None,
-) -> np.ndarray:
-    """Closed smooth fascia depth (mm below the skin) per angular bin, by dynamic programming.
-
-    Parameters
-    ----------
-    first_muscle : ndarray (N_BINS,)
-        Depth (mm) of the first muscle run under the skin per bin.
-    musclelike : ndarray (N_BINS, n_depths)
-        Muscle-like signal (0-1) at depths ``step * arange(n_depths)`` mm below the skin.
-    fatlike : ndarray (N_BINS, n_depths)
-        How much each sample looks like subcutaneous fat (0-1) at the same depths.
-    line : ndarray (N_BINS, n_depths)
-        Fascia-line evidence (0-1) at the same depths.
-    step : float
-        Depth grid spacing (mm).
-    notfat : ndarray (N_BINS, n_depths), optional
-        How unlike the ray's subcutaneous fat each sample is (0-1), where it lies under
-        that fat; ``None``: not used.
-
-    Returns
-    -------
-    ndarray (N_BINS,)
-        Depth (mm) of the fascia. Costs (mm-equivalents) per bin: smooth fat left inside
-        between the fascia and the first muscle (capped at FASCIA_CAP_MM), muscle-like
-        tissue left outside (FASCIA_EXCL per mm), tissue unlike the fat above it left
-        outside (FASCIA_KEEP per mm), minus FASCIA_LINE x the line evidence;
-        plus FASCIA_BEND per mm of depth change between neighbouring bins, circularly.
-        So the contour follows the first muscle, except that it crosses over a notch
-        whose content does not look like subcutaneous fat (a fat-replaced muscle) or
-        that is deep and narrow, and over thin muscle-like spots in the fat (veins).
-    """
-    n_b, n_d = fatlike.shape
-    d = np.arange(n_d) * step
-    above = first_muscle[:, None] - d[None, :]  # > 0: fascia above the first muscle
-    # Cost: the fat-like tissue (mm) the fascia would leave inside, between its depth and
-    # the first muscle, minus the fascia-line reward.
-    f = np.where(above > 0, fatlike, 0.0) * step
-    inside_fat = np.cumsum(f[:, ::-1], axis=1)[:, ::-1]
-    # Tissue left outside, above the fascia: muscle-like tissue (a superficial vein costs
-    # its few mm, a muscle belly much more) and tissue unlike the fat above it.
-    per_mm = FASCIA_EXCL * musclelike
-    if notfat is not None:
-        per_mm = per_mm + FASCIA_KEEP * notfat
-    o = np.where(d[None, :] >= SKIN_MM, per_mm, 0.0) * step
-    outside = np.cumsum(o, axis=1) - o
-    cost = FASCIA_PULL * np.minimum(inside_fat, FASCIA_CAP_MM) + outside - FASCIA_LINE * line
-    cost[:, d < min(SKIN_MM, d[-1])] = np.inf  # the blurred skin edge
-    # Circular: run over three turns and keep the middle one (the ends' start-up effects
-    # die out within a turn).
-    c3 = np.concatenate([cost, cost, cost], axis=0)
-    trans = FASCIA_BEND * np.abs(d[:, None] - d[None, :])  # (from, to), per mm of bend
-    acc = c3[0].copy()
-    back = np.zeros(c3.shape, dtype=np.int32)
-    for b in range(1, c3.shape[0]):
-        tot = acc[:, None] + trans
-        back[b] = np.argmin(tot, axis=0)
-        acc = tot[back[b], np.arange(n_d)] + c3[b]
-    path = np.zeros(c3.shape[0], dtype=np.int32)
-    path[-1] = int(np.argmin(acc))
-    for b in range(c3.shape[0] - 1, 0, -1):
-        path[b - 1] = back[b, path[b]]
-    return d[path[n_b : 2 * n_b]]
-
-
-# Broken septa. An intermuscular septum is a continuous sheet, but on one slice it can
-# thin below the resolution over a stretch (partial volume, a thin septum, noise), and
-# the watershed then leaks through the gap: the flood from the nearer seed takes the far
-# muscle's tissue up to where the two floods meet (generated studies: the vastus
-# intermedius through the lateral VI/VL septum, 8k voxels of a leg's VL). Two septum
-# lines at least LINK_MIN_MM long whose ends lie up to LINK_GAP_MM apart and point at
-# each other (each end's direction, over its last LINK_TANGENT_MM, within LINK_MAX_DEG of
-# the line joining them) are joined by a straight line of septum elevation LINK_ELEV (a
-# clear septum's ridge response, normalised to its 99th percentile). Ends meeting several
-# candidates take the nearest; each end is joined once. Vessels are rings (no ends) and
-# muscle fibres' fat streaks are short or not aligned end to end.
-LINK_GAP_MM = 25.0
-LINK_MIN_MM = 8.0
-LINK_TANGENT_MM = 5.0
-LINK_MAX_DEG = 35.0
-LINK_ELEV = 1.0
-# A septum can also fade out before it reaches the next septum, the femur or the fascia,
-# with no second line end pointing back across the gap; the watershed then leaks round
-# its loose end (generated studies: the rectus femoris round the end of the RF / VI
-# septum into VI's healthy upper part, VI round the VI / VL septum into VL's oedema). A
-# loose end (not joined above) of a septum line at least EXTEND_MIN_MM long is carried
-# straight on, in its own direction within EXTEND_MAX_DEG, to the nearest other septum
-# line or compartment border (fascia, femur) within EXTEND_MM. The extension is a
-# just-detectable septum (EXTEND_ELEV, the septum threshold): it steers the floods at a
-# gap but, lower than a link, does not cut seeds, and a clear border elsewhere outweighs
-# it -- an aponeurosis or fat streak inside a muscle ends loose too, and carried on it
-# would wall a piece of the muscle off (real case: at the link's height, RF took the
-# front of L_VL behind such a wall; mean .761 -> .757).
-EXTEND_MM = 20.0
-EXTEND_MIN_MM = 10.0
-EXTEND_MAX_DEG = 20.0
-EXTEND_ELEV = SEPTUM_RIDGE
-
-
-def _septum_gap_links(
-    ridge: np.ndarray, inside: np.ndarray, px: float
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[tuple[np.ndarray, np.ndarray]]]:
-    """Straight links across the gaps of broken septum lines, and extensions of their
-    loose ends.
-
-    Parameters
-    ----------
-    ridge : ndarray (j, i)
-        Septum ridge response, normalised so that SEPTUM_RIDGE marks a septum.
-    inside : ndarray of bool (j, i)
-        The muscle compartment (inside the fascia).
-    px : float
-        Pixel size (mm).
-
-    Returns
-    -------
-    links : list of (jj, ii)
-        Pixel rows and columns of each link (8-connected straight lines between the two
-        ends, ends included).
-    extensions : list of (jj, ii)
-        The same for each loose end carried on to the line or border it points at.
-    """
-    skel = morphology.skeletonize((ridge > SEPTUM_RIDGE) & inside)
-    lab = measure.label(skel, connectivity=2)
-    sizes = np.bincount(lab.ravel())
-    # Line ends: skeleton pixels with one skeleton neighbour, on lines long enough.
-    nbrs = ndi.convolve(skel.astype(np.int32), np.ones((3, 3), np.int32), mode="constant") - 1
-    ends = np.argwhere(skel & (nbrs == 1) & (sizes[lab] * px >= min(LINK_MIN_MM, EXTEND_MIN_MM)))
-    if len(ends) == 0:
-        return [], []
-    comp = lab[ends[:, 0], ends[:, 1]]
-    line_mm = sizes[comp] * px  # each end's line length
-    # The direction an end points in: from the mean of its line's last LINK_TANGENT_MM.
-    dirs = np.zeros((len(ends), 2))
-    for n, (e, c) in enumerate(zip(ends, comp, strict=True)):
-        q = np.argwhere(lab == c)
-        d = e - q[np.hypot(*(q - e).T) * px <= LINK_TANGENT_MM].mean(axis=0)
-        dirs[n] = d / max(float(np.hypot(*d)), 1e-6)
-    v = (ends[None, :, :] - ends[:, None, :]).astype(float)  # v[a, b]: from end a to end b
-    dist = np.hypot(v[..., 0], v[..., 1])
-    unit = v / np.maximum(dist, 1e-6)[..., None]
-    cos_max = np.cos(np.radians(LINK_MAX_DEG))
-    ok = (
-        (comp[:, None] != comp[None, :])
-        & (line_mm[:, None] >= LINK_MIN_MM)
-        & (line_mm[None, :] >= LINK_MIN_MM)
-        & (dist >= 1.0)
-        & (dist * px <= LINK_GAP_MM)
-        & ((unit * dirs[:, None, :]).sum(axis=-1) >= cos_max)  # a points at b
-        & ((-unit * dirs[None, :, :]).sum(axis=-1) >= cos_max)  # b points at a
-    )
-    used: set[int] = set()
-    out = []
-    for a, b in sorted(zip(*np.nonzero(np.triu(ok)), strict=True), key=lambda ab: dist[ab]):
-        if a in used or b in used:
-            continue
-        used |= {int(a), int(b)}
-        out.append(draw.line(*ends[a], *ends[b]))
-    # Loose ends: the nearest pixel of another line or of the compartment's border inside
-    # the cone the end points into.
-    border = inside & ~ndi.binary_erosion(inside)
-    tgt = np.argwhere((lab > 0) | border)
-    tgt_line, tgt_border = lab[tgt[:, 0], tgt[:, 1]], border[tgt[:, 0], tgt[:, 1]]
-    cos_ext = np.cos(np.radians(EXTEND_MAX_DEG))
-    ext = []
-    for n, (e, c) in enumerate(zip(ends, comp, strict=True)):
-        if n in used or line_mm[n] < EXTEND_MIN_MM:
-            continue
-        v = tgt - e
-        d = np.hypot(v[:, 0], v[:, 1])
-        hit = ((tgt_line > 0) & (tgt_line != c)) | tgt_border
-        hit &= (d >= 1.0) & (d * px <= EXTEND_MM) & (v @ dirs[n] >= cos_ext * d)
-        if hit.any():
-            t = tgt[hit][np.argmin(d[hit])]
-            ext.append(draw.line(*e, *t))
-    return out, ext
 
 
 def _canal_vessels(
@@ -812,111 +491,14 @@ def segment_leg_slice_turned(
     muscle_like = (sm > t) if not fat_bright else (sm < t)
     muscle_like &= soft
 
-    # Femur radius profile and skin radius profile per angular bin.
-    r_fem = np.zeros(N_BINS)
-    np.maximum.at(r_fem, bins[femur], r[femur])
-    r_fem[r_fem == 0] = np.median(r_fem[r_fem > 0]) if (r_fem > 0).any() else 10.0
-    r_skin = np.zeros(N_BINS)
-    np.maximum.at(r_skin, bins[leg], r[leg])
-    # Where the thighs meet the perineum (or each other) the "leg" runs on far medially.
-    # The lateral thigh always has free skin; a thigh's medial reach from the femur is at
-    # most ~1.4x its lateral radius (femur roughly central to slightly lateral), so cap
-    # the leg there.
-    lat_bins = (np.arange(N_BINS) + 0.5) * 360.0 / N_BINS - 180.0
-    # Bins where the leg runs into the image's edge (field of view narrower than the
-    # thighs): no skin there, so their fat thickness is no reference for the front's.
-    rim = np.zeros(leg.shape, dtype=bool)
-    rim[[0, -1], :] = True
-    rim[:, [0, -1]] = True
-    cut = np.zeros(N_BINS, dtype=bool)
-    cut[bins[leg & rim]] = True
-    cut |= np.roll(cut, 1) | np.roll(cut, -1)
-    lateral = (lat_bins > 45.0) & (lat_bins < 135.0) & (r_skin > 0)
-    if lateral.sum() >= 5:
-        cap = R_CAP_FACTOR * float(np.median(r_skin[lateral]))
-        leg = leg & (r <= cap)
-        soft = soft & leg
-        r_skin = np.minimum(r_skin, cap)
-    # Subcutaneous thickness: walking inward from the skin along each angular bin, the
-    # depth where a >= RUN_MM run of mostly muscle-like signal starts (a superficial vein
-    # or the bright skin line is shorter than that).
-    first_muscle = _first_muscle_depth(muscle_like, femur_xy, x, y, lat_sign, r_skin, r_fem)
-    # Subcutaneous fat thickness changes smoothly around the limb, while a fat-replaced
-    # superficial muscle (fat-like on fat-suppressed images) makes the first muscle a
-    # muscle's thickness deeper over a muscle's width; such muscle is often streaky
-    # (residual fibres) where fat is smooth, and its epimysium and the deep fascia are
-    # thin dark lines on every contrast (fibrous tissue). A closed contour that bends
-    # little, leaves little smooth fat inside and little muscle-like tissue outside, and
-    # runs on those lines crosses over such notches (see _fascia_depth).
-    # Thin dark lines (Hessian scales 0.7 and 1.4 mm): the fascia here and, on
-    # fat-suppressed images, the intermuscular septa of the watershed below.
+    # Thin dark lines (Hessian scales 0.7 and 1.4 mm): the deep fascia (find_fascia) and,
+    # on fat-suppressed images, the intermuscular septa of the watershed below.
     norm = sm / max(float(np.percentile(vals, 99)), 1e-6) if vals.size else sm
     sig = [s / px for s in (0.7, 1.4)]
     dark_lines = filters.sato(norm, sigmas=sig, black_ridges=True, mode="reflect")
-    line_img = dark_lines * soft
-    ref_l = float(np.percentile(line_img[soft], 99)) if soft.any() else 0.0
-    line_img = np.clip(line_img / max(ref_l, 1e-6), 0.0, 1.0)
-    # Smooth fat vs streaky fat-replaced muscle (residual fibres): local standard
-    # deviation over ~3 mm relative to the fat-muscle contrast.
-    w = max(3, int(round(TEXTURE_MM / px)) | 1)
-    m1 = ndi.uniform_filter(sm, w)
-    sd = np.sqrt(np.maximum(ndi.uniform_filter(sm * sm, w) - m1 * m1, 0.0))
-    texture = sd / max(contrast, 1e-6)
-    fat_img = np.clip((TEXTURE_MUSCLE - texture) / (TEXTURE_MUSCLE - TEXTURE_FAT), 0.0, 1.0)
-    d_grid = np.arange(0.0, float(r_skin.max()) + FASCIA_STEP_MM, FASCIA_STEP_MM)
-    line = _ray_samples(line_img, femur_xy, x, y, lat_sign, r_skin, d_grid, order=1)
-    fatlike = _ray_samples(fat_img, femur_xy, x, y, lat_sign, r_skin, d_grid, order=1)
-    # Subcutaneous fat is one tissue, but its signal drifts around the limb (coil shading,
-    # uneven fat suppression or water-fat separation), so "like fat" means like the fat
-    # under the skin on the same ray, not like the leg's median fat: a smooth fat-replaced
-    # muscle that keeps some water signal (brighter than the fat over it on fat-suppressed
-    # images) is then no subcutaneous fat, and the fascia may cross over it.
-    sm_rays = _ray_samples(sm, femur_xy, x, y, lat_sign, r_skin, d_grid, order=1)
-    local_fat = _local_fat_likeness(sm_rays, first_muscle, d_grid, contrast, fat_bright)
-    fatlike *= local_fat
-    fat_above = np.cumsum(np.where(d_grid[None, :] >= SKIN_MM, local_fat, 0.0), axis=1)
-    notfat = np.where(fat_above * FASCIA_STEP_MM >= KEEP_BELOW_FAT_MM, 1.0 - local_fat, 0.0)
-    musclelike = _ray_samples(muscle_like, femur_xy, x, y, lat_sign, r_skin, d_grid, order=1)
-    rr = r_skin[:, None] - d_grid[None, :]
-    musclelike[rr <= r_fem[:, None]] = 1.0
-    thick = _fascia_depth(first_muscle, musclelike, fatlike, line, FASCIA_STEP_MM, notfat)
-    # Subcutaneous fat over the front of the thigh is about as thick as over its
-    # antero-medial and antero-lateral flanks and its lateral side (thickness varies
-    # smoothly around the limb); a much deeper first muscle in front is a fat-replaced
-    # rectus femoris (dark like fat on fat-suppressed images), which is still inside the
-    # fascia. So the front fascia lies at most ANTERIOR_FAT_TOL_MM deeper than over the
-    # thinner flank, and at most LATERAL_FAT_TOL_MM deeper than over the lateral side
-    # (further round the limb, so a wider margin). The flanks may both cover fat-replaced
-    # muscle (VL's front, VM, sartorius); the lateral side is VL's bulk. A flank or side cut
-    # off by the image's edge shows no fat and is left out (huashan cut 26 mm at each
-    # lateral side: the front fascia was held 10 mm under the skin, inside the thick fat
-    # over the hips, and RF took that fat: RF .55/.51 -> .65/.61, mean .695 -> .717).
-    ang = lat_bins
-    caps = [
-        thick[b] + ANTERIOR_FAT_TOL_MM
-        for b in (np.argmin(np.abs(ang + FLANK_DEG)), np.argmin(np.abs(ang - FLANK_DEG)))
-        if not cut[b]
-    ]
-    side_bins = (ang > 60.0) & (ang < 120.0) & ~cut
-    if side_bins.any():
-        caps.append(float(np.median(thick[side_bins])) + LATERAL_FAT_TOL_MM)
-    front = np.abs(ang) < FRONT_DEG
-    if caps:
-        thick[front] = np.minimum(thick[front], min(caps))
-    r_fascia = np.maximum(r_skin - thick, r_fem + 2.0)
-
-    inside = soft & (r <= r_fascia[bins])
-    # The deep fascia wraps the muscles in a nearly convex envelope: a fat-replaced
-    # superficial muscle (dark like fat on fat-suppressed images) between muscle-like
-    # neighbours lies inside the convex hull of the muscle-like tissue.
-    rad = max(1, int(round(1.5 / px)))
-    core = ndi.binary_opening(muscle_like & inside, structure=np.ones((2 * rad + 1,) * 2))
-    if core.sum() > 50:
-        hull = morphology.convex_hull_image(core)
-        inside |= soft & hull
-        r_in = np.zeros(N_BINS)
-        np.maximum.at(r_in, bins[inside], r[inside])
-        r_fascia = np.maximum(r_fascia, r_in)
+    fascia = find_fascia(sm, leg, femur, muscle_like, dark_lines, femur_xy, x, y, lat_sign, r,
+                         bins, (si, sj), contrast, fat_bright)  # fmt: skip
+    inside, r_fem, r_fascia, soft = fascia.inside, fascia.r_fem, fascia.r_fascia, fascia.soft
     u = np.clip((r - r_fem[bins]) / np.maximum(r_fascia[bins] - r_fem[bins], 1.0), 0.0, 1.5)
     # Seed angles: the femur sits eccentric in the thigh, by an amount that differs
     # between subjects and legs, and an off-centre femur turns every muscle's angle seen
@@ -953,7 +535,7 @@ def segment_leg_slice_turned(
     elev = ridge + fatness
     # Septa broken on this slice are closed where their ends point at each other, and
     # those that fade out are carried on to what they point at.
-    links, extensions = _septum_gap_links(ridge, inside, px)
+    links, extensions = septum_gap_links(ridge, inside, px)
     for jj, ii in links:
         elev[jj, ii] = np.maximum(elev[jj, ii], LINK_ELEV)
     for jj, ii in extensions:
