@@ -426,7 +426,7 @@ def test_leg_missing_its_femur_on_some_slices_is_reported():
     put on its straight track (both shafts end at nearly one level) and the leg is
     segmented; further up it cannot be, and the result says so instead of silently
     leaving it out."""
-    from myoimg.segment.auto import PAIRED_EXTRAPOLATE_MM
+    from myoimg.segment.tracks import PAIRED_EXTRAPOLATE_MM
 
     img, _ = make_phantom(False, nz=8)
     arr = sitk.GetArrayFromImage(img)
@@ -457,7 +457,7 @@ def test_shaft_lost_early_takes_the_other_legs_end_for_its_levels():
     one (more than PAIRED_EXTRAPOLATE_MM of real asymmetry): both legs' levels are
     measured from the left (higher) end, the result says so, and the right femur is put
     on its track up to that end, so that its leg is segmented there too."""
-    from myoimg.segment.auto import END_MARGIN_MM, PAIRED_EXTRAPOLATE_MM
+    from myoimg.segment.tracks import END_MARGIN_MM, PAIRED_EXTRAPOLATE_MM
 
     img, _ = make_phantom(False, nz=13)
     arr = sitk.GetArrayFromImage(img)
@@ -788,7 +788,7 @@ def test_fat_rim_trim_takes_a_septum_out_of_both_muscles_beside_it(muscle, fat, 
     """A 3-pixel fat septum splits the disk; the watershed gave each half of it to the
     muscle on its side. The trim peels it from both (it is no muscle's), down to the
     pixels more than half muscle; a thicker fat pad is peeled only RIM_DEPTH_MM deep."""
-    from myoimg.segment.auto import RIM_DEPTH_MM, trim_fat_rim
+    from myoimg.segment.borders import RIM_DEPTH_MM, trim_fat_rim
 
     image, thigh, labels, _ = _partial_volume_disk(muscle, fat, radius_px=20.0)
     ii = np.arange(80)[None, None, :]

@@ -85,8 +85,8 @@ def test_narrow_blob_past_a_gap_does_not_extend_the_shaft():
     """A pelvic blob on the shaft's line, 17 mm across above a one-slice gap, is not the
     27 mm shaft: the track (and with it the level of every slice) ends where the shaft's
     detections end. Shaft width varies by < 25 % along the diaphysis."""
-    from myoimg.segment.auto import MIN_SHAFT_DIAMETER_RATIO, _femur_tracks
     from myoimg.segment.femur import FemurCandidate
+    from myoimg.segment.tracks import MIN_SHAFT_DIAMETER_RATIO, femur_tracks
 
     def cand(x: float, diameter: float) -> FemurCandidate:
         return FemurCandidate(np.zeros((2, 2), bool), (0.0, 0.0), (x, 0.0), diameter / 2, 0.7)
@@ -94,11 +94,11 @@ def test_narrow_blob_past_a_gap_does_not_extend_the_shaft():
     cands = [[cand(-100.0, 27.0), cand(100.0, 27.0)] for _ in range(12)]
     cands += [[], [cand(100.0, 17.0)]]  # slice 12 empty, slice 13 a narrow blob (left)
     assert 17.0 < MIN_SHAFT_DIAMETER_RATIO * 27.0
-    _, picks = _femur_tracks(cands, len(cands), 24.0)
+    _, picks = femur_tracks(cands, len(cands), 24.0)
     assert [k for k, c in enumerate(picks[1]) if c is not None] == list(range(12))
     # the same blob as wide as the shaft is a missed slice bridged, as before
     cands[13] = [cand(100.0, 26.0)]
-    _, picks = _femur_tracks(cands, len(cands), 24.0)
+    _, picks = femur_tracks(cands, len(cands), 24.0)
     assert picks[1][13] is not None
 
 
