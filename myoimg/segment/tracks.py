@@ -14,8 +14,14 @@ from scipy import ndimage as ndi
 
 from .femur import MIN_FEMUR_SEPARATION_MM, FemurCandidate
 
-__all__ = ["END_MARGIN_MM", "PAIRED_EXTRAPOLATE_MM", "SHAFT_MM", "femur_tracks",
-           "fill_track_gaps", "shaft_levels"]  # fmt: skip
+__all__ = [
+    "END_MARGIN_MM",
+    "PAIRED_EXTRAPOLATE_MM",
+    "SHAFT_MM",
+    "femur_tracks",
+    "fill_track_gaps",
+    "shaft_levels",
+]
 
 # The femoral shaft is nearly straight (anterior bow ~1 cm over its length): on every
 # slice its centre lies within this distance (mm) of the straight line fitted through the
