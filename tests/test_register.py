@@ -121,7 +121,10 @@ def test_mr_to_ct_multimodal_recovered(fixed_mr):
     moving_ct = make_image(CT, transform=true, seed=2)
     result = register_rigid_affine(fixed_mr, moving_ct, multimodal=True)
     assert result.ok, result.messages
-    assert max(tre(result.transform, true)) < 1.0
+    # The gradient descent alone stops 0.6 mm off along z; the craniocaudal search of the
+    # rigid stage (MR <-> CT only) brings it to 0.4 mm.
+    assert "z_search_mm" in result.quality
+    assert max(tre(result.transform, true)) < 0.5
     # MR <-> CT is rigid only: an affine stage could scale the wrong way.
     assert isinstance(result.transform, sitk.Euler3DTransform)
     assert "affine" not in result.quality["iterations"]

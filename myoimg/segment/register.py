@@ -86,6 +86,19 @@ _METRIC_ERODE_MM = 8.0
 #: craniocaudal), which moved a rectus femoris' SUVmean by up to 4.3 % with the true MR
 #: labels; 300k: 0.73 mm, 3.5 % (300k at every level: 0.75 mm, at twice the time).
 _MR_CT_SAMPLES = (100_000, 100_000, 300_000)
+#: Last step of the rigid stage: the answer is moved along the craniocaudal axis (LPS z of
+#: the fixed image) by up to _Z_SEARCH_MM, in 1 mm steps and then half a step either side
+#: of the best, and the position with the best metric on one fixed sample set is kept. The gradient descent stops in the
+#: shallow craniocaudal valley of these nearly cylindrical limbs, short of the metric's
+#: optimum (generated studies: MI over every voxel better at the true transform than at
+#: the answer, -0.762 against -0.748); a regular-step refinement from there moved further
+#: off. Against the true transforms of 24 generated MR -> CT visits: 0.73 mm RMS target
+#: error on average (worst 2.2 mm) -> 0.43 mm (worst 1.1 mm) with every 0.5 mm tried; 0.25 mm
+#: steps: 0.44 mm. Each metric evaluation costs about 0.4 s, hence coarse to fine. MR <-> CT
+#: only: between two MR series of one protocol (the same slice grid) linear interpolation
+#: favours grid-aligned shifts, and a 5 mm test phantom moved 1.3 -> 2.3 mm off (12
+#: generated follow-up -> baseline pairs gained, 0.98 -> 0.74 mm, but were left as they are).
+_Z_SEARCH_MM = 3.0
 #: Structure probe of :func:`check_registration`: perturbations (mm, degrees).
 _PROBE_SHIFT_MM = 5.0
 _PROBE_ANGLE_DEG = 2.0
@@ -581,14 +594,60 @@ def _register_rigid_multistart(
     value, dz, rigid = starts[0]
     for level in range(1, len(levels)):
         value = run_level(level, rigid)
+    search = ""
+    if _is_ct(fixed) or _is_ct(moving):
+        (f, fm), (m, _) = levels[-1]
+        shift, value = _craniocaudal_search(f, m, fm, rigid, _MR_CT_SAMPLES[-1])
+        quality["z_search_mm"] = shift
+        search = f"; craniocaudal search {shift:+.1f} mm"
     quality["iterations"]["rigid"] = its
     quality["seconds"]["rigid"] = round(time.perf_counter() - t0, 2)
     quality["z_starts_mm"] = [round(s[1], 1) for s in starts]
     messages.append(
         f"rigid Mattes MI from {len(starts)} craniocaudal starts "
-        f"(best {dz:+.0f} mm), femur-centred"
+        f"(best {dz:+.0f} mm), femur-centred{search}"
     )
     return rigid, value
+
+
+def _craniocaudal_search(
+    fixed: sitk.Image, moving: sitk.Image, mask: sitk.Image, rigid: sitk.Euler3DTransform,
+    samples: int,
+) -> tuple[float, float]:
+    """Move ``rigid`` (in place) along the fixed image's LPS z to the best Mattes MI.
+
+    Shifts of -_Z_SEARCH_MM..+_Z_SEARCH_MM in 1 mm steps, then 0.5 mm either side of the
+    best, each scored on the same random sample set (``samples`` points of the fixed image,
+    those inside ``mask``), so that the scores differ by the shift only; no shift wins
+    ties. Returns the shift (mm) and its metric value.
+    """
+    rot = np.asarray(rigid.GetMatrix()).reshape(3, 3)
+    t0 = np.asarray(rigid.GetTranslation())
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(min(1.0, samples / float(np.prod(fixed.GetSize()))), 12345)
+    reg.SetMetricFixedMask(mask)
+    reg.SetInterpolator(sitk.sitkLinear)
+
+    def score(dz: float) -> float:
+        # T(p + d) = R (p + d - c) + c + t: a shift d of the fixed point adds R d to t.
+        trial = sitk.Euler3DTransform(rigid)
+        trial.SetTranslation(tuple(float(v) for v in t0 + rot @ (0.0, 0.0, dz)))
+        reg.SetInitialTransform(trial)
+        return float(reg.MetricEvaluate(fixed, moving))
+
+    best = (0.0, score(0.0))
+    n = int(_Z_SEARCH_MM)
+    for shifts in ([float(k) for k in range(-n, n + 1) if k], None):
+        if shifts is None:  # refine round the best whole-mm shift
+            shifts = [best[0] - 0.5, best[0] + 0.5]
+        for dz in shifts:
+            value = score(dz)
+            if value < best[1]:
+                best = (dz, value)
+    rigid.SetTranslation(tuple(float(v) for v in t0 + rot @ (0.0, 0.0, best[0])))
+    return best[0], best[1]
 
 
 def _structure(
