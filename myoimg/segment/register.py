@@ -88,8 +88,9 @@ _METRIC_ERODE_MM = 8.0
 _MR_CT_SAMPLES = (100_000, 100_000, 300_000)
 #: Last step of the rigid stage: the answer is moved along the craniocaudal axis (LPS z of
 #: the fixed image) by up to _Z_SEARCH_MM, in 1 mm steps and then half a step either side
-#: of the best, and the position with the best metric on one fixed sample set is kept. The gradient descent stops in the
-#: shallow craniocaudal valley of these nearly cylindrical limbs, short of the metric's
+#: of the best, and the position with the best metric on one fixed sample set is kept.
+#: The gradient descent stops in the shallow craniocaudal valley of these nearly
+#: cylindrical limbs, short of the metric's
 #: optimum (generated studies: MI over every voxel better at the true transform than at
 #: the answer, -0.762 against -0.748); a regular-step refinement from there moved further
 #: off. Against the true transforms of 24 generated MR -> CT visits: 0.73 mm RMS target
@@ -547,6 +548,8 @@ def _register_rigid_multistart(
        a CT by a few mm and pulled the old registration 6-57 mm off along z); the best
        start by metric value is refined on the two finer levels.
        Metric samples per level: :data:`_MR_CT_SAMPLES`.
+    4. MR <-> CT only: a craniocaudal search round the answer (:func:`_craniocaudal_search`,
+       see :data:`_Z_SEARCH_MM`).
     """
     t0 = time.perf_counter()
     f_win, m_win = _soft_tissue_window(fixed), _soft_tissue_window(moving)
@@ -638,14 +641,20 @@ def _craniocaudal_search(
         return float(reg.MetricEvaluate(fixed, moving))
 
     best = (0.0, score(0.0))
+
+    def consider(dz: float) -> None:
+        nonlocal best
+        value = score(dz)
+        if value < best[1]:
+            best = (dz, value)
+
     n = int(_Z_SEARCH_MM)
-    for shifts in ([float(k) for k in range(-n, n + 1) if k], None):
-        if shifts is None:  # refine round the best whole-mm shift
-            shifts = [best[0] - 0.5, best[0] + 0.5]
-        for dz in shifts:
-            value = score(dz)
-            if value < best[1]:
-                best = (dz, value)
+    for dz in range(-n, n + 1):
+        if dz:
+            consider(float(dz))
+    centre = best[0]
+    for dz in (centre - 0.5, centre + 0.5):  # half a step either side of the best
+        consider(dz)
     rigid.SetTranslation(tuple(float(v) for v in t0 + rot @ (0.0, 0.0, best[0])))
     return best[0], best[1]
 
