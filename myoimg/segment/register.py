@@ -95,7 +95,7 @@ _MR_CT_SAMPLES = (100_000, 100_000, 300_000)
 #: the answer, -0.762 against -0.748); a regular-step refinement from there moved further
 #: off. Against the true transforms of 24 generated MR -> CT visits: 0.73 mm RMS target
 #: error on average (worst 2.2 mm) -> 0.43 mm (worst 1.1 mm) with every 0.5 mm tried; 0.25 mm
-#: steps: 0.44 mm. Each metric evaluation costs about 0.4 s, hence coarse to fine. MR <-> CT
+#: steps: 0.44 mm. Coarse to fine: 9 metric evaluations (about 2 s in all). MR <-> CT
 #: only: between two MR series of one protocol (the same slice grid) linear interpolation
 #: favours grid-aligned shifts, and a 5 mm test phantom moved 1.3 -> 2.3 mm off (12
 #: generated follow-up -> baseline pairs gained, 0.98 -> 0.74 mm, but were left as they are).
@@ -632,6 +632,10 @@ def _craniocaudal_search(
     reg.SetMetricSamplingPercentage(min(1.0, samples / float(np.prod(fixed.GetSize()))), 12345)
     reg.SetMetricFixedMask(mask)
     reg.SetInterpolator(sitk.sitkLinear)
+    # Values only: the gradient images the metric would build of both images on every
+    # evaluation are not needed (0.7 -> 0.2 s per evaluation, same value).
+    reg.SetMetricUseFixedImageGradientFilter(False)
+    reg.SetMetricUseMovingImageGradientFilter(False)
 
     def score(dz: float) -> float:
         # T(p + d) = R (p + d - c) + c + t: a shift d of the fixed point adds R d to t.
