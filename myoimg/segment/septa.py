@@ -83,8 +83,10 @@ def septum_gap_links(
     line_mm = sizes[comp] * px  # each end's line length
     # The direction an end points in: from the mean of its line's last LINK_TANGENT_MM.
     dirs = np.zeros((len(ends), 2))
+    boxes = ndi.find_objects(lab)  # each line's pixels are looked up in its own box only
     for n, (e, c) in enumerate(zip(ends, comp, strict=True)):
-        q = np.argwhere(lab == c)
+        box = boxes[c - 1]
+        q = np.argwhere(lab[box] == c) + (box[0].start, box[1].start)
         d = e - q[np.hypot(*(q - e).T) * px <= LINK_TANGENT_MM].mean(axis=0)
         dirs[n] = d / max(float(np.hypot(*d)), 1e-6)
     v = (ends[None, :, :] - ends[:, None, :]).astype(float)  # v[a, b]: from end a to end b
