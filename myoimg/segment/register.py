@@ -626,12 +626,8 @@ def _craniocaudal_search(
     """
     rot = np.asarray(rigid.GetMatrix()).reshape(3, 3)
     t0 = np.asarray(rigid.GetTranslation())
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg = _method(fixed, True, mask, 1)  # the rigid stage's metric, on ``samples`` points
     reg.SetMetricSamplingPercentage(min(1.0, samples / float(np.prod(fixed.GetSize()))), 12345)
-    reg.SetMetricFixedMask(mask)
-    reg.SetInterpolator(sitk.sitkLinear)
     # Values only: the gradient images the metric would build of both images on every
     # evaluation are not needed (0.7 -> 0.2 s per evaluation, same value).
     reg.SetMetricUseFixedImageGradientFilter(False)
